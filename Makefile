@@ -1,0 +1,53 @@
+# meshdrop: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: install demo test lint pytest synth bench bench-generator eval image clean
+
+# Re-install only when the dependency lists change.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[all]'
+	touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(BIN)/.installed node_modules/.installed
+
+demo: install
+	$(BIN)/meshdrop local run samples/*.jpg --out demo-out
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+pytest: install
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+test: lint pytest
+
+synth: install
+	npx cdk synth --quiet
+
+bench: install
+	$(BIN)/python -m meshdrop.bench
+
+bench-generator: install
+	$(BIN)/python -m gpu_container.meshgen.bench
+
+eval: install
+	$(BIN)/python -m gpu_container.meshgen.evaluation
+
+# Needs a Docker daemon (not available on the development machines).
+image:
+	docker build -f gpu_container/Dockerfile -t meshdrop-generator .
+
+clean:
+	rm -rf cdk.out demo-out .pytest_cache

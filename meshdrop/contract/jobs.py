@@ -1,0 +1,109 @@
+"""Job identity, the job record layout in DynamoDB, and what a generator job is handed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .keys import parse_source_key
+from .options import JobOptions
+
+#: DynamoDB layout. One table; items are told apart by the prefix of ``pk``.
+TABLE_PK = "pk"
+JOB_PK_PREFIX = "job#"
+#: Item remembering which asset a given content + options produced, for reuse.
+CONTENT_PK_PREFIX = "content#"
+#: Sparse GSI over job items: list jobs by state, newest first.
+GSI_BY_STATE = "by_state"
+GSI_BY_STATE_PK = "state"
+GSI_BY_STATE_SK = "updated_at"
+#: Sparse GSI over job items: every job (so every version) of one source key.
+GSI_BY_SOURCE = "by_source"
+GSI_BY_SOURCE_PK = "source_key"
+GSI_BY_SOURCE_SK = "created_at"
+#: Epoch-seconds attribute DynamoDB TTL expires items on.
+TTL_ATTRIBUTE = "expires_at"
+
+
+def job_id_for(bucket: str, key: str, version: str) -> str:
+    """Deterministic job id for one stored version of one object.
+
+    ``version`` is the S3 version id when the bucket is versioned, else the ETag, so every
+    redelivery of the same upload maps to the same job, and a re-upload to a new one.
+    """
+    blob = "\x1f".join((bucket, key, version)).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def job_pk(job_id: str) -> str:
+    return f"{JOB_PK_PREFIX}{job_id}"
+
+
+def content_pk(content_sha256: str, options: JobOptions) -> str:
+    return f"{CONTENT_PK_PREFIX}{content_sha256}#{options.digest()}"
+
+
+#: Environment variables through which a generator job receives its work.
+ENV_BUCKET = "MESHDROP_BUCKET"
+ENV_KEY = "MESHDROP_SOURCE_KEY"
+ENV_JOB_ID = "MESHDROP_JOB_ID"
+ENV_OPTIONS = "MESHDROP_OPTIONS"
+ENV_SOURCE_VERSION = "MESHDROP_SOURCE_VERSION"
+ENV_SOURCE_SHA256 = "MESHDROP_SOURCE_SHA256"
+ENV_EVENT_BUS = "MESHDROP_EVENT_BUS"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a generator job needs to know about its work."""
+
+    job_id: str
+    bucket: str
+    source_key: str
+    options: JobOptions = field(default_factory=JobOptions)
+    source_version: str | None = None
+    source_sha256: str | None = None
+
+    @property
+    def asset_key(self) -> str:
+        return parse_source_key(self.source_key).asset_key(self.options.format.value)
+
+    @property
+    def thumbnail_key(self) -> str:
+        return parse_source_key(self.source_key).thumbnail_key()
+
+    def to_env(self) -> dict[str, str]:
+        env = {
+            ENV_JOB_ID: self.job_id,
+            ENV_BUCKET: self.bucket,
+            ENV_KEY: self.source_key,
+            ENV_OPTIONS: json.dumps(self.options.to_dict(), sort_keys=True),
+        }
+        if self.source_version:
+            env[ENV_SOURCE_VERSION] = self.source_version
+        if self.source_sha256:
+            env[ENV_SOURCE_SHA256] = self.source_sha256
+        return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JobSpec:
+        """Read a job from the environment; ``KeyError`` names a missing variable."""
+        return cls(
+            job_id=env[ENV_JOB_ID],
+            bucket=env[ENV_BUCKET],
+            source_key=env[ENV_KEY],
+            options=JobOptions.from_dict(json.loads(env.get(ENV_OPTIONS) or "{}")),
+            source_version=env.get(ENV_SOURCE_VERSION) or None,
+            source_sha256=env.get(ENV_SOURCE_SHA256) or None,
+        )
+
+
+#: Object metadata written on each asset (provenance), names as S3 user metadata.
+ASSET_META_JOB_ID = "meshdrop-job-id"
+ASSET_META_SOURCE_KEY = "meshdrop-source-key"
+ASSET_META_SOURCE_ETAG = "meshdrop-source-etag"
+ASSET_META_SOURCE_SHA256 = "meshdrop-source-sha256"
+ASSET_META_GENERATOR = "meshdrop-generator-version"
+ASSET_META_PRESET = "meshdrop-preset"

@@ -1,0 +1,34 @@
+"""How the deployed parts find each other: Lambda environment names and EventBridge patterns.
+
+Infrastructure (the CDK stack and the local pipeline) sets these; handlers read them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .events import BATCH_DETAIL_TYPE, BATCH_SOURCE, EVENT_SOURCE, DetailType
+
+# Environment of the Lambda functions.
+ENV_TABLE_NAME = "TABLE_NAME"
+ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
+ENV_JOB_QUEUE = "JOB_QUEUE"
+ENV_JOB_DEFINITION = "JOB_DEFINITION"
+ENV_TOPIC_ARN = "TOPIC_ARN"
+ENV_MAX_IMAGE_BYTES = "MAX_IMAGE_BYTES"
+ENV_MAX_IMAGE_PIXELS = "MAX_IMAGE_PIXELS"
+ENV_JOB_TTL_DAYS = "JOB_TTL_DAYS"
+
+
+def meshdrop_job_events_pattern() -> dict[str, Any]:
+    """Rule pattern for the events the state function applies (all meshdrop job events)."""
+    return {"source": [EVENT_SOURCE], "detail-type": [t.value for t in DetailType]}
+
+
+def batch_job_state_pattern(job_queue_arn: str) -> dict[str, Any]:
+    """Rule pattern for Batch job state changes of meshdrop's job queue only."""
+    return {
+        "source": [BATCH_SOURCE],
+        "detail-type": [BATCH_DETAIL_TYPE],
+        "detail": {"jobQueue": [job_queue_arn]},
+    }
