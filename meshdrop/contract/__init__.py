@@ -41,8 +41,8 @@ from .options import (
     PresetSpec,
     parse_options,
 )
-from .wiring import batch_job_state_pattern, meshdrop_job_events_pattern
 from .states import ALLOWED_PREDECESSORS, TERMINAL_STATES, ExitCode, JobState, can_transition
+from .wiring import batch_job_state_pattern, meshdrop_job_events_pattern
 
 __all__ = [
     "ALLOWED_PREDECESSORS",
@@ -73,8 +73,8 @@ __all__ = [
     "SourceKey",
     "Stage",
     "base_detail",
-    "batch_job_state_pattern",
     "batch_job_name",
+    "batch_job_state_pattern",
     "can_transition",
     "content_pk",
     "decode_event_key",
@@ -84,6 +84,7 @@ __all__ = [
     "job_pk",
     "meshdrop_job_events_pattern",
     "parse_options",
+    "parse_source_key",
     "put_events_entry",
     "schema",
     "source_key_for",
