@@ -32,3 +32,17 @@ def batch_job_state_pattern(job_queue_arn: str) -> dict[str, Any]:
         "detail-type": [BATCH_DETAIL_TYPE],
         "detail": {"jobQueue": [job_queue_arn]},
     }
+
+
+# CloudFormation stack outputs (CfnOutput ids) through which the CLI finds a deployed stack.
+STACK_OUTPUT_BUCKET = "BucketName"
+STACK_OUTPUT_TABLE = "TableName"
+STACK_OUTPUT_EVENT_BUS = "EventBusName"
+STACK_OUTPUT_TOPIC = "TopicArn"
+#: Default stack name of ``cdk deploy`` and of the CLI's ``--stack``.
+DEFAULT_STACK_NAME = "meshdrop"
+
+# Environment of the ``meshdrop`` CLI (overrides of what the stack outputs say).
+CLI_ENV_STACK = "MESHDROP_STACK"
+CLI_ENV_BUCKET = "MESHDROP_BUCKET"
+CLI_ENV_TABLE = "MESHDROP_TABLE"
