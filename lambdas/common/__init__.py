@@ -1,0 +1,1 @@
+"""Code shared by the meshdrop Lambda functions: observability, settings, clients, job store."""

@@ -1,0 +1,276 @@
+"""The job record in DynamoDB and every write to it.
+
+One table (layout in :mod:`meshdrop.contract.jobs`). Each state change is a conditional write
+naming the states the job may come from (:data:`meshdrop.contract.ALLOWED_PREDECESSORS`), so a
+duplicate, late or out-of-order writer fails its condition instead of moving a job backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, ConditionBase
+from botocore.exceptions import ClientError
+
+from meshdrop.contract import ALLOWED_PREDECESSORS, TERMINAL_STATES, JobOptions, JobState
+from meshdrop.contract.events import now_iso
+from meshdrop.contract.jobs import (
+    GSI_BY_SOURCE_PK,
+    GSI_BY_SOURCE_SK,
+    GSI_BY_STATE_PK,
+    GSI_BY_STATE_SK,
+    TABLE_PK,
+    TTL_ATTRIBUTE,
+    content_pk,
+    job_pk,
+)
+
+from .clients import dynamodb_table
+
+STATE = GSI_BY_STATE_PK
+UPDATED_AT = GSI_BY_STATE_SK
+SOURCE_KEY = GSI_BY_SOURCE_PK
+CREATED_AT = GSI_BY_SOURCE_SK
+#: JSON of an event written with a transition and removed once it is on the bus, so a crash
+#: between the two leaves a trace a redelivery can finish.
+PENDING_EVENT = "pending_event"
+SUBMIT_OWNER = "submit_owner"
+SUBMIT_LEASE_UNTIL = "submit_lease_until"
+NOTIFIED_AT = "notified_at"
+
+_SECONDS_PER_DAY = 86_400
+
+
+def to_dynamo(value: Any) -> Any:
+    """Python value -> what the DynamoDB resource API stores (floats become Decimals)."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {str(k): to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    """DynamoDB resource value -> plain JSON-able Python (Decimals become int or float)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {str(k): from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def expires_at(ttl_days: int, now: float | None = None) -> int:
+    """Epoch seconds at which DynamoDB TTL may delete an item written now."""
+    return int(now if now is not None else time.time()) + ttl_days * _SECONDS_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """Outcome of a conditional write: whether it applied, and the item as it now stands."""
+
+    applied: bool
+    item: dict[str, Any] | None
+
+    @property
+    def state(self) -> JobState | None:
+        return JobState(self.item[STATE]) if self.item and STATE in self.item else None
+
+
+def _is_condition_failure(err: ClientError) -> bool:
+    return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class JobStore:
+    """Reads and conditional writes of job and content items in the jobs table."""
+
+    def __init__(self, table_name: str, ttl_days: int) -> None:
+        self._table = dynamodb_table(table_name)
+        self._ttl_days = ttl_days
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        response = self._table.get_item(Key={TABLE_PK: job_pk(job_id)}, ConsistentRead=True)
+        item = response.get("Item")
+        return from_dynamo(item) if item else None
+
+    def get_content(self, content_sha256: str, options: JobOptions) -> dict[str, Any] | None:
+        key = {TABLE_PK: content_pk(content_sha256, options)}
+        item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
+        return from_dynamo(item) if item else None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def create(
+        self, job_id: str, state: JobState, attrs: Mapping[str, Any], *, pending_event: Any = None
+    ) -> WriteResult:
+        """Write a new job record in ``state`` unless one exists (then return that one)."""
+        if state not in {JobState.ACCEPTED, JobState.REJECTED}:
+            raise ValueError(f"a job record cannot start in {state}")
+        now = now_iso()
+        item: dict[str, Any] = {
+            **attrs,
+            TABLE_PK: job_pk(job_id),
+            "job_id": job_id,
+            STATE: state.value,
+            CREATED_AT: now,
+            UPDATED_AT: now,
+            TTL_ATTRIBUTE: expires_at(self._ttl_days),
+        }
+        if pending_event is not None:
+            item[PENDING_EVENT] = json.dumps(pending_event)
+        try:
+            self._table.put_item(
+                Item=to_dynamo(item), ConditionExpression=Attr(TABLE_PK).not_exists()
+            )
+        except ClientError as err:
+            if not _is_condition_failure(err):
+                raise
+            return WriteResult(applied=False, item=self.get(job_id))
+        return WriteResult(applied=True, item=item)
+
+    def transition(
+        self,
+        job_id: str,
+        target: JobState,
+        attrs: Mapping[str, Any] | None = None,
+        *,
+        remove: Iterable[str] = (),
+        require: ConditionBase | None = None,
+        or_when: ConditionBase | None = None,
+        pending_event: Any = None,
+    ) -> WriteResult:
+        """Move a job to ``target`` if it is in one of the allowed predecessor states.
+
+        Parameters
+        ----------
+        require
+            Extra condition that must also hold (for example: this caller holds the lease).
+        or_when
+            Alternative condition under which the write applies anyway; used for updates that
+            stay in the same state but only move forward (progress, late success details).
+        """
+        allowed = sorted(s.value for s in ALLOWED_PREDECESSORS[target])
+        condition: ConditionBase = Attr(STATE).is_in(allowed) if allowed else Attr(TABLE_PK).eq("")
+        if require is not None:
+            condition = condition & require
+        if or_when is not None:
+            condition = condition | or_when
+        values = {**(attrs or {}), STATE: target.value, UPDATED_AT: now_iso()}
+        if pending_event is not None:
+            values[PENDING_EVENT] = json.dumps(pending_event)
+        return self._update(job_id, values, remove, Attr(TABLE_PK).exists() & condition)
+
+    def update(
+        self,
+        job_id: str,
+        attrs: Mapping[str, Any],
+        *,
+        condition: ConditionBase,
+        remove: Iterable[str] = (),
+    ) -> WriteResult:
+        """Conditional update that does not change the state."""
+        return self._update(job_id, attrs, remove, Attr(TABLE_PK).exists() & condition)
+
+    def claim_submit(self, job_id: str, owner: str, lease_seconds: int) -> bool:
+        """Take the right to call SubmitJob for a job still ACCEPTED.
+
+        The lease lets a later delivery take over when the holder died before it could submit;
+        it must outlast one invocation (the function timeout), or two could submit.
+        """
+        now = int(time.time())
+        free = Attr(SUBMIT_LEASE_UNTIL).not_exists() | Attr(SUBMIT_LEASE_UNTIL).lt(now)
+        result = self.update(
+            job_id,
+            {SUBMIT_OWNER: owner, SUBMIT_LEASE_UNTIL: now + lease_seconds},
+            condition=Attr(STATE).eq(JobState.ACCEPTED.value) & free,
+        )
+        return result.applied
+
+    def clear_pending_event(self, job_id: str) -> None:
+        self._table.update_item(
+            Key={TABLE_PK: job_pk(job_id)}, UpdateExpression=f"REMOVE {PENDING_EVENT}"
+        )
+
+    def claim_notification(self, job_id: str) -> dict[str, Any] | None:
+        """Mark a terminal job as notified; the item if this caller won, else ``None``."""
+        terminal = sorted(s.value for s in TERMINAL_STATES)
+        result = self.update(
+            job_id,
+            {NOTIFIED_AT: now_iso()},
+            condition=Attr(STATE).is_in(terminal) & Attr(NOTIFIED_AT).not_exists(),
+        )
+        return result.item if result.applied else None
+
+    def release_notification(self, job_id: str) -> None:
+        """Undo :meth:`claim_notification` so a retry can notify (the publish failed)."""
+        self._table.update_item(
+            Key={TABLE_PK: job_pk(job_id)}, UpdateExpression=f"REMOVE {NOTIFIED_AT}"
+        )
+
+    def put_content(
+        self, content_sha256: str, options: JobOptions, attrs: Mapping[str, Any]
+    ) -> None:
+        """Remember which asset this content and these options produced (last writer wins).
+
+        The item carries neither ``state`` nor ``source_key`` so it stays out of both GSIs.
+        """
+        item = {
+            **attrs,
+            TABLE_PK: content_pk(content_sha256, options),
+            "content_sha256": content_sha256,
+            "options_digest": options.digest(),
+            "stored_at": now_iso(),
+            TTL_ATTRIBUTE: expires_at(self._ttl_days),
+        }
+        self._table.put_item(Item=to_dynamo(item))
+
+    def _update(
+        self,
+        job_id: str,
+        values: Mapping[str, Any],
+        remove: Iterable[str],
+        condition: ConditionBase,
+    ) -> WriteResult:
+        names: dict[str, str] = {}
+        expr_values: dict[str, Any] = {}
+        sets: list[str] = []
+        for i, (name, value) in enumerate(values.items()):
+            names[f"#s{i}"] = name
+            expr_values[f":s{i}"] = to_dynamo(value)
+            sets.append(f"#s{i} = :s{i}")
+        removes: list[str] = []
+        for i, name in enumerate(remove):
+            names[f"#r{i}"] = name
+            removes.append(f"#r{i}")
+        expression = ""
+        if sets:
+            expression += "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        kwargs: dict[str, Any] = {
+            "Key": {TABLE_PK: job_pk(job_id)},
+            "UpdateExpression": expression.strip(),
+            "ConditionExpression": condition,
+            "ReturnValues": "ALL_NEW",
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if expr_values:
+            kwargs["ExpressionAttributeValues"] = expr_values
+        try:
+            response = self._table.update_item(**kwargs)
+        except ClientError as err:
+            if not _is_condition_failure(err):
+                raise
+            return WriteResult(applied=False, item=self.get(job_id))
+        return WriteResult(applied=True, item=from_dynamo(response.get("Attributes") or {}))

@@ -1,0 +1,1 @@
+"""Ingest function: S3 upload notifications (via SQS) -> validated job -> AWS Batch."""

@@ -1,0 +1,1 @@
+"""State function: job events and AWS Batch state changes -> job record, one SNS per job."""
