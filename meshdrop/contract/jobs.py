@@ -53,6 +53,9 @@ ENV_OPTIONS = "MESHDROP_OPTIONS"
 ENV_SOURCE_VERSION = "MESHDROP_SOURCE_VERSION"
 ENV_SOURCE_SHA256 = "MESHDROP_SOURCE_SHA256"
 ENV_EVENT_BUS = "MESHDROP_EVENT_BUS"
+#: Set in the generator container image, not per job: local path of the rembg ONNX model used
+#: for background removal (never downloaded at run time; without it a classical method is used).
+ENV_REMBG_MODEL = "MESHDROP_REMBG_MODEL"
 
 
 @dataclass(frozen=True, slots=True)
