@@ -1,0 +1,421 @@
+"""The whole pipeline on the embedded AWS: upload, pump, run, report, download.
+
+:class:`LocalPipeline` wires the pieces together; the ``meshdrop local run`` command, the
+end-to-end test and the benchmark all drive it.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+
+from meshdrop.contract import (
+    ASSET_PREFIX,
+    TERMINAL_STATES,
+    Category,
+    JobOptions,
+    JobState,
+    source_key_for,
+)
+from meshdrop.contract.jobs import GSI_BY_SOURCE, GSI_BY_SOURCE_PK, TABLE_PK
+
+from .pumps import IngestPump, StatePump, load_handlers, purge_lambda_modules
+from .resources import LocalResources, ResourceNames, create_resources
+from .runner import BatchRunner
+from .server import LocalAws, local_aws
+
+#: Seconds a source may stay without a job record once every queue is idle before the run
+#: gives up on it (the ingest function dropped it, for example to the dead-letter queue).
+ORPHAN_GRACE_S = 5.0
+
+
+@dataclass
+class JobReport:
+    """How one uploaded file ended."""
+
+    key: str
+    file: str
+    status: str
+    asset_key: str | None = None
+    error: str | None = None
+    seconds: float | None = None
+    job_id: str | None = None
+    error_kind: str | None = None
+    thumbnail_key: str | None = None
+    faces: int | None = None
+    vertices: int | None = None
+    attempts: int | None = None
+    local_asset: str | None = None
+    local_thumbnail: str | None = None
+    stage: str | None = None
+    progress: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def terminal(self) -> bool:
+        try:
+            return JobState(self.status) in TERMINAL_STATES
+        except ValueError:
+            return True  # a local verdict such as UNKNOWN / TIMED_OUT
+
+
+@dataclass
+class Upload:
+    file: Path
+    key: str
+    version_id: str | None
+    uploaded_at: float  # perf_counter
+    report: JobReport
+    first_seen_idle: float | None = None
+    submitted_at: float | None = None
+
+
+@dataclass
+class RunSummary:
+    reports: list[JobReport]
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+
+def _num(value: Any) -> Any:
+    # DynamoDB resource returns Decimals; reports are JSON.
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _num(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_num(v) for v in value]
+    return value
+
+
+class LocalPipeline:
+    """The pipeline on a moto server, with the real handlers and generator.
+
+    Use as a context manager; on exit it stops the job runner, restores the environment
+    variables it changed and forgets the handler modules it imported.
+
+    Parameters
+    ----------
+    names
+        Resource names (default prefix ``meshdrop-local``).
+    work_dir
+        Where job logs go (default: a temporary directory).
+    concurrency
+        Generator jobs run at once.
+    lambda_env
+        Extra environment for the handlers (for example ``MAX_IMAGE_BYTES``).
+    """
+
+    def __init__(
+        self,
+        *,
+        names: ResourceNames | None = None,
+        work_dir: Path | None = None,
+        concurrency: int = 1,
+        lambda_env: Mapping[str, str] | None = None,
+        job_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._names = names or ResourceNames()
+        self._work_dir_obj: tempfile.TemporaryDirectory[str] | None = None
+        if work_dir is None:
+            self._work_dir_obj = tempfile.TemporaryDirectory(prefix="meshdrop-local-")
+            work_dir = Path(self._work_dir_obj.name)
+        self.work_dir = work_dir
+        self._concurrency = concurrency
+        self._lambda_env = dict(lambda_env or {})
+        self._job_env = dict(job_env or {})
+        self._saved_env: dict[str, str | None] = {}
+        self.uploads: dict[str, Upload] = {}
+        self.notifications: list[dict[str, Any]] = []
+        self.aws: LocalAws | None = None
+        self.resources: LocalResources | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _set_env(self, values: Mapping[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def start(self) -> LocalPipeline:
+        aws = local_aws()
+        self._set_env(aws.env)
+        aws.reset()
+        self.aws = aws
+        session = boto3.Session()
+        self.resources = res = create_resources(self._names, session=session)
+        env = {**res.lambda_env(), **self._lambda_env}
+        self._set_env(env)
+        ingest, state = load_handlers(env)
+        self.s3 = session.client("s3")
+        self.sqs = session.client("sqs")
+        self.table = session.resource("dynamodb").Table(res.table)
+        self.ingest_pump = IngestPump(
+            self.sqs, res.ingest_queue_url, res.ingest_queue_arn, ingest.lambda_handler
+        )
+        self.state_pump = StatePump(self.sqs, res.state_queue_url, state.lambda_handler)
+        self.runner = BatchRunner(
+            session.client("batch"),
+            session.client("events"),
+            res.job_queue_arn,
+            base_env={**aws.env, **self._job_env},
+            log_dir=self.work_dir / "logs",
+            concurrency=self._concurrency,
+        )
+        self._drain_test_event()
+        return self
+
+    def close(self) -> None:
+        runner = getattr(self, "runner", None)
+        if runner is not None:
+            runner.shutdown()
+        purge_lambda_modules()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env.clear()
+        if self._work_dir_obj is not None:
+            self._work_dir_obj.cleanup()
+
+    def __enter__(self) -> LocalPipeline:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _drain_test_event(self) -> None:
+        # S3 sends s3:TestEvent when the notification is configured; the ingest function must
+        # (and does, on AWS) skip it. Deliver it now so that it never counts as a job.
+        self.ingest_pump.pump_once()
+
+    # -- uploads -----------------------------------------------------------------------------
+
+    def upload(
+        self,
+        file: Path,
+        options: JobOptions | None = None,
+        *,
+        name: str | None = None,
+        category: Category = Category.UPLOADED,
+    ) -> str:
+        """Upload ``file`` as a new photo (options as object metadata); its source key."""
+        assert self.resources is not None, "start() first"
+        key = source_key_for(category, name or file.name)
+        content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        started = time.perf_counter()
+        response = self.s3.put_object(
+            Bucket=self.resources.bucket,
+            Key=key,
+            Body=file.read_bytes(),
+            ContentType=content_type,
+            Metadata=(options or JobOptions()).to_metadata(),
+        )
+        self.uploads[key] = Upload(
+            file=file,
+            key=key,
+            version_id=response.get("VersionId"),
+            uploaded_at=started,
+            report=JobReport(key=key, file=str(file), status="UPLOADED"),
+        )
+        return key
+
+    # -- progress ----------------------------------------------------------------------------
+
+    def record_for(self, key: str) -> dict[str, Any] | None:
+        """The newest job record of source ``key`` (consistent read of the job item)."""
+        assert self.resources is not None
+        items = self.table.query(
+            IndexName=GSI_BY_SOURCE,
+            KeyConditionExpression=Key(GSI_BY_SOURCE_PK).eq(key),
+            ScanIndexForward=False,
+            Limit=1,
+        ).get("Items", [])
+        if not items:
+            return None
+        fresh = self.table.get_item(Key={TABLE_PK: items[0][TABLE_PK]}, ConsistentRead=True)
+        return _num(fresh.get("Item") or items[0])
+
+    def _queue_depth(self, url: str) -> int:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(
+            attrs["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def _collect_notifications(self) -> None:
+        assert self.resources is not None
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.resources.notification_queue_url, MaxNumberOfMessages=10
+            ).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                self.notifications.append({"body": message["Body"]})
+                self.sqs.delete_message(
+                    QueueUrl=self.resources.notification_queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                )
+
+    def step(self) -> int:
+        """Move everything one step; how many messages or jobs were handled."""
+        moved = self.ingest_pump.pump_once()
+        moved += self.runner.poll()
+        moved += self.state_pump.pump_once()
+        self._collect_notifications()
+        return moved
+
+    def _refresh(self, upload: Upload, idle: bool) -> None:
+        record = self.record_for(upload.key)
+        report = upload.report
+        if record is None:
+            if not idle:
+                upload.first_seen_idle = None
+                return
+            now = time.perf_counter()
+            upload.first_seen_idle = upload.first_seen_idle or now
+            if now - upload.first_seen_idle > ORPHAN_GRACE_S:
+                report.status = "UNKNOWN"
+                report.error = "no job was recorded for this upload (see the ingest DLQ)"
+            return
+        report.status = str(record.get("state", report.status))
+        if report.status == JobState.SUBMITTED and upload.submitted_at is None:
+            upload.submitted_at = time.perf_counter()
+        report.job_id = record.get("job_id")
+        report.asset_key = record.get("asset_key") if report.status == JobState.SUCCEEDED else None
+        report.thumbnail_key = record.get("thumbnail_key")
+        report.error = record.get("error") or record.get("reason")
+        report.error_kind = record.get("error_kind")
+        report.faces = record.get("faces")
+        report.vertices = record.get("vertices")
+        report.stage = record.get("stage")
+        report.progress = record.get("progress")
+        attempts = record.get("attempts")
+        report.attempts = int(attempts) if isinstance(attempts, int | float) else None
+        seconds = record.get("seconds")
+        if seconds is None and report.terminal:
+            seconds = round(time.perf_counter() - upload.uploaded_at, 3)
+        report.seconds = seconds
+
+    def _idle(self) -> bool:
+        assert self.resources is not None
+        return (
+            not self.runner.busy
+            and self._queue_depth(self.resources.ingest_queue_url) == 0
+            and self._queue_depth(self.resources.state_queue_url) == 0
+        )
+
+    def run_until_done(
+        self,
+        *,
+        timeout_s: float = 1800.0,
+        poll_s: float = 0.1,
+        on_update: Callable[[list[JobReport]], None] | None = None,
+    ) -> list[JobReport]:
+        """Pump until every upload's job is terminal and every queue is drained."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            moved = self.step()
+            idle = moved == 0 and self._idle()
+            for upload in self.uploads.values():
+                if not upload.report.terminal or upload.report.status == "UNKNOWN":
+                    self._refresh(upload, idle)
+            reports = [u.report for u in self.uploads.values()]
+            if on_update is not None:
+                on_update(reports)
+            if idle and all(r.terminal for r in reports):
+                # One more pass so late events (notifications) are all in.
+                self.step()
+                return reports
+            if time.monotonic() > deadline:
+                for report in reports:
+                    if not report.terminal:
+                        report.error = f"still {report.status} after {timeout_s:.0f}s"
+                        report.status = "TIMED_OUT"
+                return reports
+            if moved == 0:
+                time.sleep(poll_s)
+
+    # -- results -----------------------------------------------------------------------------
+
+    def download(self, reports: Iterable[JobReport], out_dir: Path) -> None:
+        """Copy assets and thumbnails into ``out_dir``, mirroring their keys under it."""
+        assert self.resources is not None
+        root = out_dir.resolve()
+        for report in reports:
+            for attr, local_attr in (
+                ("asset_key", "local_asset"),
+                ("thumbnail_key", "local_thumbnail"),
+            ):
+                key = getattr(report, attr)
+                if not key or not key.startswith(ASSET_PREFIX):
+                    continue
+                target = (root / key).resolve()
+                if not target.is_relative_to(root):
+                    raise ValueError(f"asset key {key!r} escapes {root}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(self.resources.bucket, key, str(target))
+                setattr(report, local_attr, str(target))
+
+
+def run_local(
+    files: Iterable[Path],
+    out_dir: Path | None,
+    *,
+    options: JobOptions | None = None,
+    timeout_s: float = 1800.0,
+    concurrency: int = 1,
+    on_update: Callable[[list[JobReport]], None] | None = None,
+) -> RunSummary:
+    """Run ``files`` through the local pipeline; assets land in ``out_dir`` (if given)."""
+    started = time.perf_counter()
+    files = list(files)
+    with LocalPipeline(concurrency=concurrency) as pipeline:
+        names = _unique_names(files)
+        for file, name in zip(files, names, strict=True):
+            pipeline.upload(file, options, name=name)
+        reports = pipeline.run_until_done(timeout_s=timeout_s, on_update=on_update)
+        if out_dir is not None:
+            pipeline.download(reports, out_dir)
+        return RunSummary(
+            reports=reports,
+            notifications=list(pipeline.notifications),
+            wall_seconds=round(time.perf_counter() - started, 3),
+        )
+
+
+def _unique_names(files: list[Path]) -> list[str]:
+    """Object names for ``files``: the file name, numbered when two share one."""
+    seen: dict[str, int] = {}
+    names = []
+    for file in files:
+        name = file.name
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        if count:
+            name = f"{file.stem}-{count + 1}{file.suffix}"
+        names.append(name)
+    return names

@@ -1,0 +1,200 @@
+"""Queue pumps: what the Lambda service's event source mappings do, done in-process.
+
+The real handlers are imported (after their environment is set, since they read it at import
+time) and called with events shaped as AWS delivers them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+log = logging.getLogger("meshdrop.local")
+
+INGEST_HANDLER_MODULE = "lambdas.ingest.handler"
+STATE_HANDLER_MODULE = "lambdas.state.handler"
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The parts of the Lambda context object the handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    timeout_ms: int = 60_000
+    region: str = "us-east-1"
+    account: str = "123456789012"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name}"
+
+    @property
+    def function_version(self) -> str:
+        return "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_ms
+
+    def fresh(self) -> LambdaContext:
+        """A context for the next invocation (new request id)."""
+        return LambdaContext(
+            self.function_name, self.memory_limit_in_mb, self.timeout_ms, self.region, self.account
+        )
+
+
+def purge_lambda_modules() -> None:
+    """Forget imported ``lambdas.*`` modules so the next import reads the environment afresh."""
+    for name in [m for m in sys.modules if m.startswith("lambdas.")]:
+        del sys.modules[name]
+
+
+def load_handlers(env: Mapping[str, str]) -> tuple[ModuleType, ModuleType]:
+    """Import the ingest and state handler modules under ``env`` (set into ``os.environ``).
+
+    Modules already imported (by an earlier run in this process, or a test) are dropped first:
+    they hold settings and clients of another environment.
+    """
+    import os
+
+    os.environ.update(env)
+    purge_lambda_modules()
+    return importlib.import_module(INGEST_HANDLER_MODULE), importlib.import_module(
+        STATE_HANDLER_MODULE
+    )
+
+
+@dataclass
+class PumpStats:
+    invocations: int = 0
+    records: int = 0
+    failures: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class IngestPump:
+    """SQS -> ingest function, with partial batch responses (``ReportBatchItemFailures``)."""
+
+    def __init__(
+        self, sqs: Any, queue_url: str, queue_arn: str, handler: Handler, *, batch_size: int = 10
+    ) -> None:
+        self._sqs = sqs
+        self._url = queue_url
+        self._arn = queue_arn
+        self._handler = handler
+        self._batch_size = batch_size
+        self._context = LambdaContext("meshdrop-ingest")
+        self.stats = PumpStats()
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        attributes = message.get("Attributes", {})
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": {
+                "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+                "SentTimestamp": attributes.get("SentTimestamp", "0"),
+                "SenderId": attributes.get("SenderId", "s3.amazonaws.com"),
+                "ApproximateFirstReceiveTimestamp": attributes.get(
+                    "ApproximateFirstReceiveTimestamp", "0"
+                ),
+            },
+            "messageAttributes": {},
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._arn,
+            "awsRegion": self._arn.split(":")[3],
+        }
+
+    def pump_once(self, wait_s: int = 0) -> int:
+        """Deliver one batch; the number of messages received (0: queue looked empty)."""
+        messages = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=self._batch_size,
+            WaitTimeSeconds=wait_s,
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [self._record(m) for m in messages]}
+        self.stats.invocations += 1
+        self.stats.records += len(messages)
+        try:
+            response = self._handler(event, self._context.fresh()) or {}
+        except Exception as exc:
+            log.warning("ingest handler raised %r; the batch will be redelivered", exc)
+            self.stats.failures += len(messages)
+            self.stats.errors.append(repr(exc))
+            return len(messages)
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        self.stats.failures += len(failed)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        return len(messages)
+
+
+class StatePump:
+    """EventBridge rule (via its SQS target) -> state function, one event per invocation."""
+
+    MAX_TRIES = 3
+
+    def __init__(self, sqs: Any, queue_url: str, handler: Handler) -> None:
+        self._sqs = sqs
+        self._url = queue_url
+        self._handler = handler
+        self._context = LambdaContext("meshdrop-state")
+        self.stats = PumpStats()
+        #: Every event delivered, in order, for inspection by tests and the bench.
+        self.delivered: list[dict[str, Any]] = []
+
+    def pump_once(self, wait_s: int = 0) -> int:
+        messages = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=wait_s,
+            AttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", [])
+        for message in messages:
+            event = json.loads(message["Body"])
+            self.stats.invocations += 1
+            self.stats.records += 1
+            try:
+                self._handler(event, self._context.fresh())
+            except Exception as exc:
+                log.warning("state handler raised %r on %s", exc, event.get("detail-type"))
+                self.stats.failures += 1
+                self.stats.errors.append(repr(exc))
+                receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+                if receives < self.MAX_TRIES:
+                    continue
+                # Lambda gives up on an asynchronous event after two retries.
+                log.error("dropping %s after %d tries", event.get("detail-type"), receives)
+            else:
+                self.delivered.append(event)
+            self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)

@@ -1,0 +1,374 @@
+"""The stack's resources, created on the embedded AWS (or any moto endpoint).
+
+Mirrors the CDK stack closely enough that the real Lambda handlers and the real generator
+container run unchanged: a versioned bucket whose ``images/`` uploads notify an SQS queue
+(with a dead-letter queue), the job table with its GSIs, a custom event bus, rules using the
+contract's patterns, an SNS topic and a Batch compute environment, queue and job definition.
+
+Two deliberate differences: rules target SQS queues (moto's ``put_events`` fails when a rule
+targets SNS or Lambda), and the SNS topic has an SQS subscription so tests can count the
+notifications a person would have received.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from meshdrop.contract import SOURCE_PREFIX, ExitCode, batch_job_state_pattern
+from meshdrop.contract.jobs import (
+    ENV_EVENT_BUS,
+    GSI_BY_SOURCE,
+    GSI_BY_SOURCE_PK,
+    GSI_BY_SOURCE_SK,
+    GSI_BY_STATE,
+    GSI_BY_STATE_PK,
+    GSI_BY_STATE_SK,
+    TABLE_PK,
+    TTL_ATTRIBUTE,
+)
+from meshdrop.contract.wiring import (
+    ENV_EVENT_BUS_NAME,
+    ENV_JOB_DEFINITION,
+    ENV_JOB_QUEUE,
+    ENV_JOB_TTL_DAYS,
+    ENV_TABLE_NAME,
+    ENV_TOPIC_ARN,
+    meshdrop_job_events_pattern,
+)
+
+#: Seconds a pumped message stays invisible before redelivery after a failed handler call.
+#: Small, so that a batch item failure is retried within the same local run.
+INGEST_VISIBILITY_TIMEOUT_S = 2
+#: Deliveries before a poison message moves to the dead-letter queue (the stack uses 5).
+INGEST_MAX_RECEIVE_COUNT = 5
+#: Batch retry strategy: like the stack, retry only transient exits, up to 3 attempts.
+JOB_ATTEMPTS = 3
+#: Batch attempt timeout; CPU generation on a laptop is slower than a GPU.
+JOB_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Physical names of the local resources; unique per ``prefix``."""
+
+    prefix: str = "meshdrop-local"
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.prefix}-bucket"
+
+    @property
+    def table(self) -> str:
+        return f"{self.prefix}-jobs"
+
+    @property
+    def event_bus(self) -> str:
+        return f"{self.prefix}-bus"
+
+    @property
+    def ingest_queue(self) -> str:
+        return f"{self.prefix}-ingest"
+
+    @property
+    def ingest_dlq(self) -> str:
+        return f"{self.prefix}-ingest-dlq"
+
+    @property
+    def state_queue(self) -> str:
+        return f"{self.prefix}-state-events"
+
+    @property
+    def topic(self) -> str:
+        return f"{self.prefix}-notifications"
+
+    @property
+    def notification_queue(self) -> str:
+        return f"{self.prefix}-notifications-inbox"
+
+    @property
+    def compute_environment(self) -> str:
+        return f"{self.prefix}-gpu"
+
+    @property
+    def job_queue(self) -> str:
+        return f"{self.prefix}-job-queue"
+
+    @property
+    def job_definition(self) -> str:
+        return f"{self.prefix}-generator"
+
+
+@dataclass
+class LocalResources:
+    """Identifiers of everything :func:`create_resources` made."""
+
+    names: ResourceNames
+    region: str
+    bucket: str
+    table: str
+    event_bus: str
+    event_bus_arn: str
+    ingest_queue_url: str
+    ingest_queue_arn: str
+    ingest_dlq_url: str
+    state_queue_url: str
+    state_queue_arn: str
+    topic_arn: str
+    notification_queue_url: str
+    job_queue_arn: str
+    job_definition_arn: str
+    rules: list[str] = field(default_factory=list)
+
+    def lambda_env(self, job_ttl_days: int = 7) -> dict[str, str]:
+        """The environment both Lambda functions get from the stack."""
+        return {
+            ENV_TABLE_NAME: self.table,
+            ENV_EVENT_BUS_NAME: self.event_bus,
+            ENV_JOB_QUEUE: self.job_queue_arn,
+            ENV_JOB_DEFINITION: self.job_definition_arn,
+            ENV_TOPIC_ARN: self.topic_arn,
+            ENV_JOB_TTL_DAYS: str(job_ttl_days),
+            "POWERTOOLS_SERVICE_NAME": "meshdrop",
+            "POWERTOOLS_METRICS_NAMESPACE": "meshdrop",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+
+
+def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return url, arn
+
+
+def _allow_service(queue_arn: str, service: str, source_arn: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+                }
+            ],
+        }
+    )
+
+
+def create_resources(
+    names: ResourceNames | None = None,
+    *,
+    session: boto3.Session | None = None,
+    max_image_bytes: int | None = None,
+    max_image_pixels: int | None = None,
+) -> LocalResources:
+    """Create the stack's resources on the endpoint ``session`` (default: boto3's) points to.
+
+    Parameters
+    ----------
+    names
+        Physical names; the default prefix is ``meshdrop-local``.
+    session
+        boto3 session; ``AWS_ENDPOINT_URL`` in its environment selects the moto server.
+    max_image_bytes, max_image_pixels
+        Input limits passed to the ingest function (default: the contract's).
+    """
+    names = names or ResourceNames()
+    session = session or boto3.Session()
+    region = session.region_name or "us-east-1"
+    s3 = session.client("s3", region_name=region)
+    sqs = session.client("sqs", region_name=region)
+    ddb = session.client("dynamodb", region_name=region)
+    events = session.client("events", region_name=region)
+    sns = session.client("sns", region_name=region)
+    iam = session.client("iam", region_name=region)
+    batch = session.client("batch", region_name=region)
+
+    # Queues first: the bucket notification and the rules need their ARNs.
+    dlq_url, dlq_arn = _queue(sqs, names.ingest_dlq, {"MessageRetentionPeriod": "1209600"})
+    ingest_url, ingest_arn = _queue(
+        sqs,
+        names.ingest_queue,
+        {
+            "VisibilityTimeout": str(INGEST_VISIBILITY_TIMEOUT_S),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": INGEST_MAX_RECEIVE_COUNT}
+            ),
+        },
+    )
+    state_url, state_arn = _queue(sqs, names.state_queue, {"VisibilityTimeout": "2"})
+    notify_url, notify_arn = _queue(sqs, names.notification_queue, {})
+
+    s3.create_bucket(Bucket=names.bucket)
+    s3.put_bucket_versioning(Bucket=names.bucket, VersioningConfiguration={"Status": "Enabled"})
+    bucket_arn = f"arn:aws:s3:::{names.bucket}"
+    sqs.set_queue_attributes(
+        QueueUrl=ingest_url,
+        Attributes={"Policy": _allow_service(ingest_arn, "s3.amazonaws.com", bucket_arn)},
+    )
+    # Only uploads under images/ start work; assets written under 3d_assets/ must never loop.
+    s3.put_bucket_notification_configuration(
+        Bucket=names.bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": ingest_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {
+                        "Key": {"FilterRules": [{"Name": "prefix", "Value": SOURCE_PREFIX}]}
+                    },
+                }
+            ]
+        },
+    )
+
+    ddb.create_table(
+        TableName=names.table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": TABLE_PK, "AttributeType": "S"},
+            {"AttributeName": GSI_BY_STATE_PK, "AttributeType": "S"},
+            {"AttributeName": GSI_BY_STATE_SK, "AttributeType": "S"},
+            {"AttributeName": GSI_BY_SOURCE_PK, "AttributeType": "S"},
+            {"AttributeName": GSI_BY_SOURCE_SK, "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": TABLE_PK, "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": GSI_BY_STATE,
+                "KeySchema": [
+                    {"AttributeName": GSI_BY_STATE_PK, "KeyType": "HASH"},
+                    {"AttributeName": GSI_BY_STATE_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": GSI_BY_SOURCE,
+                "KeySchema": [
+                    {"AttributeName": GSI_BY_SOURCE_PK, "KeyType": "HASH"},
+                    {"AttributeName": GSI_BY_SOURCE_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+        ],
+    )
+    ddb.update_time_to_live(
+        TableName=names.table,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )
+
+    bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]
+    topic_arn = sns.create_topic(Name=names.topic)["TopicArn"]
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=notify_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+
+    role_arn = iam.create_role(
+        RoleName=f"{names.prefix}-batch-service",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "batch.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    ce_arn = batch.create_compute_environment(
+        computeEnvironmentName=names.compute_environment,
+        type="UNMANAGED",
+        state="ENABLED",
+        serviceRole=role_arn,
+    )["computeEnvironmentArn"]
+    job_queue_arn = batch.create_job_queue(
+        jobQueueName=names.job_queue,
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce_arn}],
+    )["jobQueueArn"]
+    job_definition_arn = batch.register_job_definition(
+        jobDefinitionName=names.job_definition,
+        type="container",
+        containerProperties={
+            "image": "meshdrop-generator:local",
+            "command": ["python", "-m", "gpu_container.entrypoint"],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "4"},
+                {"type": "MEMORY", "value": "15000"},
+            ],
+            "environment": [{"name": ENV_EVENT_BUS, "value": names.event_bus}],
+        },
+        retryStrategy={
+            "attempts": JOB_ATTEMPTS,
+            "evaluateOnExit": [
+                {"onExitCode": str(ExitCode.TRANSIENT), "action": "RETRY"},
+                {"onExitCode": "*", "action": "EXIT"},
+            ],
+        },
+        timeout={"attemptDurationSeconds": JOB_TIMEOUT_S},
+    )["jobDefinitionArn"]
+
+    sqs.set_queue_attributes(
+        QueueUrl=state_url,
+        Attributes={"Policy": _allow_service(state_arn, "events.amazonaws.com", "*")},
+    )
+    rules: list[str] = []
+    job_events_rule = f"{names.prefix}-job-events"
+    events.put_rule(
+        Name=job_events_rule,
+        EventBusName=names.event_bus,
+        EventPattern=json.dumps(meshdrop_job_events_pattern()),
+    )
+    events.put_targets(
+        Rule=job_events_rule,
+        EventBusName=names.event_bus,
+        Targets=[{"Id": "state", "Arn": state_arn}],
+    )
+    rules.append(job_events_rule)
+    # Batch publishes its state changes on the default bus.
+    batch_rule = f"{names.prefix}-batch-state"
+    events.put_rule(
+        Name=batch_rule,
+        EventBusName="default",
+        EventPattern=json.dumps(batch_job_state_pattern(job_queue_arn)),
+    )
+    events.put_targets(
+        Rule=batch_rule, EventBusName="default", Targets=[{"Id": "state", "Arn": state_arn}]
+    )
+    rules.append(batch_rule)
+
+    return LocalResources(
+        names=names,
+        region=region,
+        bucket=names.bucket,
+        table=names.table,
+        event_bus=names.event_bus,
+        event_bus_arn=bus_arn,
+        ingest_queue_url=ingest_url,
+        ingest_queue_arn=ingest_arn,
+        ingest_dlq_url=dlq_url,
+        state_queue_url=state_url,
+        state_queue_arn=state_arn,
+        topic_arn=topic_arn,
+        notification_queue_url=notify_url,
+        job_queue_arn=job_queue_arn,
+        job_definition_arn=job_definition_arn,
+        rules=rules,
+    )
