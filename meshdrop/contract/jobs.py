@@ -56,6 +56,9 @@ ENV_EVENT_BUS = "MESHDROP_EVENT_BUS"
 #: Set in the generator container image, not per job: local path of the rembg ONNX model used
 #: for background removal (never downloaded at run time; without it a classical method is used).
 ENV_REMBG_MODEL = "MESHDROP_REMBG_MODEL"
+#: Optional, per deployment: local directory or ``s3://`` prefix of the generator's weights
+#: (the container entrypoint resolves it; unset means the weight-free backend).
+ENV_WEIGHTS = "MESHDROP_WEIGHTS"
 
 
 @dataclass(frozen=True, slots=True)
