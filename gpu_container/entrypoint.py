@@ -50,6 +50,7 @@ from meshdrop.contract.jobs import (
     ASSET_META_SOURCE_KEY,
     ASSET_META_SOURCE_SHA256,
     ENV_EVENT_BUS,
+    ENV_WEIGHTS,
 )
 
 if TYPE_CHECKING:
@@ -57,15 +58,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("meshdrop.entrypoint")
 
-#: Optional local directory or ``s3://bucket/prefix`` holding the generator's weights.
-ENV_WEIGHTS = "MESHDROP_WEIGHTS"
 #: Set by AWS Batch: 1 on the first attempt (absent locally: treated as 1).
 ENV_BATCH_ATTEMPT = "AWS_BATCH_JOB_ATTEMPT"
 #: Overall progress reported around the stages the generator does not see.
 PROGRESS_DOWNLOADED = 0.05
 PROGRESS_UPLOADING = 0.95
-#: Where downloaded weights are cached inside the container.
-ENV_WEIGHTS_CACHE = "MESHDROP_WEIGHTS_CACHE"
 
 CONTENT_TYPES: dict[AssetFormat, str] = {
     AssetFormat.GLB: "model/gltf-binary",
@@ -289,8 +286,8 @@ class ProgressReporter:
 def resolve_weights(location: str | None, s3_client: Any | None = None) -> Path | None:
     """A local directory holding the weights named by ``MESHDROP_WEIGHTS``.
 
-    ``s3://bucket/prefix`` is downloaded once into ``MESHDROP_WEIGHTS_CACHE`` (default: a
-    temporary directory); a local path is used as is; nothing means the generator's default.
+    ``s3://bucket/prefix`` is downloaded once per container into the temporary directory;
+    a local path is used as is; nothing means the generator's default.
     """
     if not location:
         return None
@@ -305,7 +302,7 @@ def resolve_weights(location: str | None, s3_client: Any | None = None) -> Path 
     if s3_client is None:
         s3_client = _boto_client("s3")
     bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
-    cache_root = Path(os.environ.get(ENV_WEIGHTS_CACHE) or tempfile.gettempdir())
+    cache_root = Path(tempfile.gettempdir())  # TMPDIR points it at the instance store
     target = cache_root / "meshdrop-weights" / bucket / prefix
     marker = target / ".complete"
     if marker.exists():

@@ -37,6 +37,10 @@ from .server import LocalAws, local_aws
 #: Seconds a source may stay without a job record once every queue is idle before the run
 #: gives up on it (the ingest function dropped it, for example to the dead-letter queue).
 ORPHAN_GRACE_S = 5.0
+#: Statuses a report does not leave: the pipeline's terminal states and local verdicts.
+UNKNOWN = "UNKNOWN"
+TIMED_OUT = "TIMED_OUT"
+_FINAL_STATUSES = frozenset({*(s.value for s in TERMINAL_STATES), UNKNOWN, TIMED_OUT})
 
 
 @dataclass
@@ -65,10 +69,7 @@ class JobReport:
 
     @property
     def terminal(self) -> bool:
-        try:
-            return JobState(self.status) in TERMINAL_STATES
-        except ValueError:
-            return True  # a local verdict such as UNKNOWN / TIMED_OUT
+        return self.status in _FINAL_STATUSES
 
 
 @dataclass
@@ -298,7 +299,7 @@ class LocalPipeline:
             now = time.perf_counter()
             upload.first_seen_idle = upload.first_seen_idle or now
             if now - upload.first_seen_idle > ORPHAN_GRACE_S:
-                report.status = "UNKNOWN"
+                report.status = UNKNOWN
                 report.error = "no job was recorded for this upload (see the ingest DLQ)"
             return
         report.status = str(record.get("state", report.status))
@@ -341,7 +342,7 @@ class LocalPipeline:
             moved = self.step()
             idle = moved == 0 and self._idle()
             for upload in self.uploads.values():
-                if not upload.report.terminal or upload.report.status == "UNKNOWN":
+                if not upload.report.terminal or upload.report.status == UNKNOWN:
                     self._refresh(upload, idle)
             reports = [u.report for u in self.uploads.values()]
             if on_update is not None:
@@ -354,7 +355,7 @@ class LocalPipeline:
                 for report in reports:
                     if not report.terminal:
                         report.error = f"still {report.status} after {timeout_s:.0f}s"
-                        report.status = "TIMED_OUT"
+                        report.status = TIMED_OUT
                 return reports
             if moved == 0:
                 time.sleep(poll_s)

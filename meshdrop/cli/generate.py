@@ -1,0 +1,119 @@
+"""``meshdrop generate``: the generator alone on one photo, no AWS involved."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from meshdrop.contract import AssetFormat, ExitCode, Preset
+
+from .options import FormatOption, NoTextureOption, PresetOption, job_options
+
+
+def _format_for(output: Path, fmt: AssetFormat | None) -> AssetFormat:
+    suffix = output.suffix.lower().lstrip(".")
+    if fmt is None:
+        try:
+            return AssetFormat(suffix)
+        except ValueError:
+            allowed = ", ".join(f".{f.value}" for f in AssetFormat)
+            raise typer.BadParameter(
+                f"cannot tell the format from {output.name!r} (use {allowed} or --format)",
+                param_hint="-o",
+            ) from None
+    if suffix and suffix != fmt.value:
+        raise typer.BadParameter(
+            f"--format {fmt.value} does not match the file name {output.name!r}", param_hint="-o"
+        )
+    return fmt
+
+
+def generate(
+    image: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="Photo of one object."),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the asset.")],
+    preset: PresetOption = Preset.BALANCED,
+    fmt: FormatOption = None,
+    no_texture: NoTextureOption = False,
+    thumbnail: Annotated[
+        Path | None, typer.Option("--thumbnail", help="Also write a PNG preview here.")
+    ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", exists=True, file_okay=False, help="Model weights folder."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Turn IMAGE into a 3D asset with the generator alone (no AWS, no moto)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gpu_container.meshgen import Generator
+    from gpu_container.meshgen.errors import BadInputError, QualityError
+
+    err = Console(stderr=True)
+    options = job_options(preset, _format_for(output, fmt), no_texture)
+    started = time.perf_counter()
+    with err.status("loading the generator…"):
+        generator = Generator.from_pretrained(str(weights) if weights else None)
+    loaded = time.perf_counter()
+
+    def on_stage(stage: Any, fraction: float) -> None:
+        err.print(f"[dim]{fraction:4.0%} {stage}[/dim]")
+
+    try:
+        result = generator.generate(image.read_bytes(), options, on_stage=on_stage)
+    except BadInputError as exc:
+        err.print(f"[red]bad input:[/red] {exc}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except QualityError as exc:
+        err.print(f"[red]quality gate failed:[/red] {exc}")
+        if exc.metrics:
+            err.print(exc.metrics)
+        raise typer.Exit(ExitCode.QUALITY) from None
+    seconds = time.perf_counter() - loaded
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(result.data)
+    if thumbnail is not None and result.thumbnail_png:
+        thumbnail.parent.mkdir(parents=True, exist_ok=True)
+        thumbnail.write_bytes(result.thumbnail_png)
+    summary = {
+        "output": str(output),
+        "format": options.format.value,
+        "bytes": len(result.data),
+        "faces": result.faces,
+        "vertices": result.vertices,
+        "seconds": round(seconds, 3),
+        "load_seconds": round(loaded - started, 3),
+        "timings": result.timings,
+        "metrics": result.metrics,
+        "thumbnail": str(thumbnail) if thumbnail is not None and result.thumbnail_png else None,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+        return
+    table = Table(title=f"{image.name} → {output}", show_header=False)
+    for name, value in summary.items():
+        if name in {"timings", "metrics"}:
+            for k, v in (value or {}).items():
+                table.add_row(f"{name}.{k}", _fmt(v))
+        else:
+            table.add_row(name, _fmt(value))
+    Console().print(table)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)

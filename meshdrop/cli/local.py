@@ -1,0 +1,153 @@
+"""``meshdrop local run``: the whole pipeline on an embedded AWS (moto), no account needed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from meshdrop.contract import JobState, Preset
+
+from .options import FormatOption, NoTextureOption, PresetOption, job_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from meshdrop.local.pipeline import JobReport
+
+local_app = typer.Typer(
+    help="Run the pipeline on this machine: moto for AWS, the real functions and generator.",
+    no_args_is_help=True,
+)
+
+_STATUS_STYLE = {
+    JobState.SUCCEEDED.value: "green",
+    JobState.FAILED.value: "red",
+    JobState.REJECTED.value: "yellow",
+}
+
+
+def _progress_table(reports: list[JobReport]) -> Table:
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    table = Table(title="meshdrop local run", expand=False)
+    table.add_column("photo")
+    table.add_column("state")
+    table.add_column("stage")
+    table.add_column("progress", width=22)
+    for r in reports:
+        done = 1.0 if r.status == JobState.SUCCEEDED else float(r.progress or 0.0)
+        style = _STATUS_STYLE.get(r.status, "cyan")
+        table.add_row(
+            Path(r.file).name,
+            f"[{style}]{r.status}[/{style}]",
+            r.stage or "",
+            ProgressBar(total=1.0, completed=done, width=20),
+        )
+    return table
+
+
+def _result_table(reports: list[JobReport]) -> Table:
+    from rich.table import Table
+
+    table = Table(title="results")
+    table.add_column("key")
+    table.add_column("status")
+    table.add_column("asset")
+    table.add_column("seconds", justify="right")
+    table.add_column("error", overflow="fold")
+    for r in reports:
+        style = _STATUS_STYLE.get(r.status, "magenta")
+        table.add_row(
+            r.key,
+            f"[{style}]{r.status}[/{style}]",
+            r.local_asset or r.asset_key or "",
+            f"{r.seconds:.1f}" if r.seconds is not None else "",
+            r.error or "",
+        )
+    return table
+
+
+def _live(err: Console, quiet: bool) -> contextlib.AbstractContextManager[object]:
+    from rich.live import Live
+
+    if quiet or not err.is_terminal:
+        return contextlib.nullcontext()
+    return Live(console=err, refresh_per_second=4, transient=False)
+
+
+@local_app.command("run")
+def run(
+    images: Annotated[
+        list[Path],
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="Photos to upload."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the assets (mirrors 3d_assets/).")
+    ] = Path("meshdrop-out"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only a JSON report on stdout.")
+    ] = False,
+    preset: PresetOption = Preset.BALANCED,
+    fmt: FormatOption = None,
+    no_texture: NoTextureOption = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Give up on unfinished jobs after this many s.")
+    ] = 1800.0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Generator jobs at once.")] = 1,
+) -> None:
+    """Upload IMAGES to a local bucket and run them through the pipeline.
+
+    Exits 0 when every photo got an asset, 1 otherwise (the report lists why).
+    """
+    from rich.console import Console
+
+    from meshdrop.local.pipeline import run_local
+
+    err = Console(stderr=True)
+    stdout = sys.stdout
+    options = job_options(preset, fmt, no_texture)
+    # The handlers log (Powertools writes to stdout): keep stdout for the report alone.
+    with contextlib.redirect_stdout(sys.stderr), _live(err, as_json) as live:
+        last: list[str] = []
+
+        def on_update(reports: list[JobReport]) -> None:
+            if live is not None and hasattr(live, "update"):
+                live.update(_progress_table(reports))
+                return
+            states = [f"{Path(r.file).name}:{r.status}" for r in reports]
+            if states != last and not as_json:
+                last[:] = states
+                err.print("[dim]" + "  ".join(states) + "[/dim]")
+
+        err.print(f"[dim]starting the local pipeline for {len(images)} photo(s)…[/dim]")
+        summary = run_local(
+            images,
+            out,
+            options=options,
+            timeout_s=timeout,
+            concurrency=jobs,
+            on_update=on_update,
+        )
+    if as_json:
+        stdout.write(json.dumps({"jobs": [r.to_json() for r in summary.reports]}) + "\n")
+        stdout.flush()
+    else:
+        Console(file=stdout).print(_result_table(summary.reports))
+        Console(file=stdout).print(
+            f"{sum(r.status == JobState.SUCCEEDED for r in summary.reports)}/"
+            f"{len(summary.reports)} succeeded in {summary.wall_seconds:.1f}s; "
+            f"{len(summary.notifications)} notification(s); assets under {out}/"
+        )
+    if not all(r.status == JobState.SUCCEEDED for r in summary.reports):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(local_app, name="local")

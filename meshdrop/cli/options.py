@@ -1,0 +1,26 @@
+"""Option types shared by the commands that start generation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from meshdrop.contract import AssetFormat, JobOptions, Preset
+
+PresetOption = Annotated[
+    Preset, typer.Option("--preset", "-p", help="Quality preset (grid size and face budget).")
+]
+FormatOption = Annotated[
+    AssetFormat | None,
+    typer.Option(
+        "--format", "-f", help="Asset format (glb unless set; generate also reads the -o suffix)."
+    ),
+]
+NoTextureOption = Annotated[
+    bool, typer.Option("--no-texture", help="Plain colour instead of colours from the photo.")
+]
+
+
+def job_options(preset: Preset, fmt: AssetFormat | None, no_texture: bool) -> JobOptions:
+    return JobOptions(texture=not no_texture, format=fmt or AssetFormat.GLB, preset=preset)
