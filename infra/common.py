@@ -1,0 +1,53 @@
+"""Small conversions from validated settings to CDK values, shared by the constructs."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+
+#: CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS: dict[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+_REMOVAL = {
+    "retain": RemovalPolicy.RETAIN,
+    "destroy": RemovalPolicy.DESTROY,
+    "snapshot": RemovalPolicy.SNAPSHOT,
+}
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    """The retention enum for ``days`` (settings validation guarantees it is allowed)."""
+    return LOG_RETENTION_DAYS[days]
+
+
+def removal_policy(name: str) -> RemovalPolicy:
+    return _REMOVAL[name]
+
+
+def data_removal_policy(name: str) -> RemovalPolicy:
+    """S3 buckets and log groups do not support SNAPSHOT: keep them instead."""
+    policy = removal_policy(name)
+    return RemovalPolicy.RETAIN if policy == RemovalPolicy.SNAPSHOT else policy

@@ -1,0 +1,162 @@
+"""Events: the meshdrop event bus, its archive and schema registry, and the rules to the state
+function (meshdrop job events, and AWS Batch job state changes of this stack's queue)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import Duration
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_eventschemas as eventschemas
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from meshdrop.contract import (
+    DetailType,
+    batch_job_state_pattern,
+    meshdrop_job_events_pattern,
+    schema,
+)
+
+#: EventBridge retries a failed delivery this often, for at most this long, then dead-letters it.
+TARGET_RETRY_ATTEMPTS = 8
+TARGET_MAX_EVENT_AGE = Duration.hours(2)
+
+
+def event_pattern(pattern: Mapping[str, Any]) -> events.EventPattern:
+    """The CDK form of a plain EventBridge pattern as ``meshdrop.contract.wiring`` returns it.
+
+    Raises
+    ------
+    ValueError
+        For a top-level field this helper does not translate (so nothing is silently dropped).
+    """
+    known = {"source", "detail-type", "detail", "account", "region", "resources"}
+    unknown = set(pattern) - known
+    if unknown:
+        raise ValueError(f"unsupported event pattern fields: {sorted(unknown)}")
+    return events.EventPattern(
+        source=pattern.get("source"),
+        detail_type=pattern.get("detail-type"),
+        detail=pattern.get("detail"),
+        account=pattern.get("account"),
+        region=pattern.get("region"),
+        resources=pattern.get("resources"),
+    )
+
+
+def schema_name(detail_type: DetailType) -> str:
+    return f"meshdrop@{detail_type.value.replace(' ', '')}"
+
+
+class EventBusConstruct(Construct):
+    """The custom bus meshdrop publishes on, an archive to replay from, and the event schemas."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, archive_days: int) -> None:
+        super().__init__(scope, construct_id)
+        self.bus = events.EventBus(self, "Bus", description="meshdrop job events")
+        self.archive = self.bus.archive(
+            "Archive",
+            description="meshdrop job events, for replay after an outage or a consumer bug",
+            event_pattern=event_pattern(meshdrop_job_events_pattern()),
+            # 0 keeps events forever, which is what an explicit 0 in the settings asks for.
+            retention=Duration.days(archive_days),
+        )
+        # Consumers generate code bindings from these; the contract's files are the source.
+        self.registry = eventschemas.CfnRegistry(
+            self, "SchemaRegistry", description="Schemas of the events meshdrop publishes"
+        )
+        self.schemas: dict[DetailType, eventschemas.CfnSchema] = {}
+        for detail_type in DetailType:
+            self.schemas[detail_type] = eventschemas.CfnSchema(
+                self,
+                f"Schema{detail_type.name.title()}",
+                registry_name=self.registry.attr_registry_name,
+                schema_name=schema_name(detail_type),
+                type="JSONSchemaDraft4",
+                content=json.dumps(schema(detail_type)),
+                description=f"detail of source=meshdrop, detail-type={detail_type.value!r}",
+            )
+
+
+class EventRoutingConstruct(Construct):
+    """Rules that feed the state function, each target with retries and a dead-letter queue.
+
+    A third rule copies Batch ``FAILED`` changes of this queue to ``failed_jobs_queue``: its
+    ``TriggeredRules`` metric drives the failed-jobs alarm, and the queue keeps the events for
+    whoever investigates.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bus: events.IEventBus,
+        state_function: lambda_.IFunction,
+        job_queue: batch.IJobQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "TargetDeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+
+        def to_state() -> targets.LambdaFunction:
+            return targets.LambdaFunction(
+                state_function,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=TARGET_RETRY_ATTEMPTS,
+                max_event_age=TARGET_MAX_EVENT_AGE,
+            )
+
+        self.job_events_rule = events.Rule(
+            self,
+            "JobEventsRule",
+            description="meshdrop job events -> state function",
+            event_bus=bus,
+            event_pattern=event_pattern(meshdrop_job_events_pattern()),
+            targets=[to_state()],
+        )
+        batch_pattern = batch_job_state_pattern(job_queue.job_queue_arn)
+        # Batch emits on the default bus only, so this rule cannot live on the meshdrop bus.
+        self.batch_state_rule = events.Rule(
+            self,
+            "BatchJobStateRule",
+            description="Batch job state changes of the meshdrop queue -> state function",
+            event_pattern=event_pattern(batch_pattern),
+            targets=[to_state()],
+        )
+        self.failed_jobs_queue = sqs.Queue(
+            self,
+            "FailedJobsQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        failed_pattern = {
+            **batch_pattern,
+            "detail": {**batch_pattern["detail"], "status": ["FAILED"]},
+        }
+        self.batch_failed_rule = events.Rule(
+            self,
+            "BatchJobFailedRule",
+            description="Failed Batch jobs of the meshdrop queue, for the alarm and inspection",
+            event_pattern=event_pattern(failed_pattern),
+            targets=[
+                targets.SqsQueue(
+                    self.failed_jobs_queue,
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=TARGET_RETRY_ATTEMPTS,
+                    max_event_age=TARGET_MAX_EVENT_AGE,
+                )
+            ],
+        )

@@ -1,0 +1,83 @@
+"""Ingest: the upload queue (with its dead-letter queue) and the function that drains it."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.lambda_code import python_function
+
+INGEST_HANDLER = "lambdas.ingest.handler.lambda_handler"
+INGEST_TIMEOUT = Duration.seconds(60)
+#: Deliveries of one S3 event before it is parked in the dead-letter queue.
+MAX_RECEIVE_COUNT = 5
+
+
+class IngestConstruct(Construct):
+    """S3 events arrive on ``queue``; ``function`` records jobs and submits them to Batch.
+
+    The function reports partial batch failures, so one bad message is retried alone and,
+    after ``MAX_RECEIVE_COUNT`` deliveries, lands in ``dead_letter_queue`` for inspection.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        environment: dict[str, str],
+        architecture: str,
+        reserved_concurrency: int,
+        batch_size: int,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # AWS recommends six times the function timeout so a slow batch is not redelivered
+            # while it is still being processed.
+            visibility_timeout=Duration.seconds(INGEST_TIMEOUT.to_seconds() * 6),
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
+            ),
+        )
+        self.function = python_function(
+            self,
+            "Function",
+            code=code,
+            handler=INGEST_HANDLER,
+            description="meshdrop ingest: validate uploads, record jobs, submit them to Batch",
+            environment=environment,
+            architecture=architecture,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            timeout=INGEST_TIMEOUT,
+            # Decoding image headers for the pixel limit needs a little headroom.
+            memory_mib=1024,
+            reserved_concurrency=reserved_concurrency,
+        )
+        self.function.add_event_source(
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=batch_size,
+                max_batching_window=Duration.seconds(1),
+                report_batch_item_failures=True,
+            )
+        )

@@ -1,0 +1,74 @@
+"""Job state: the DynamoDB job table and the function that applies job transitions to it."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.lambda_code import python_function
+from meshdrop.contract import jobs, wiring
+
+STATE_HANDLER = "lambdas.state.handler.lambda_handler"
+
+
+class StateConstruct(Construct):
+    """On-demand table with the key, GSIs and TTL attribute of ``meshdrop.contract.jobs``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        environment: dict[str, str],
+        architecture: str,
+        log_retention: logs.RetentionDays,
+        table_removal_policy: RemovalPolicy,
+        log_removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        def string(name: str) -> dynamodb.Attribute:
+            return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+
+        self.table = dynamodb.TableV2(
+            self,
+            "Jobs",
+            partition_key=string(jobs.TABLE_PK),
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=jobs.TTL_ATTRIBUTE,
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=jobs.GSI_BY_STATE,
+                    partition_key=string(jobs.GSI_BY_STATE_PK),
+                    sort_key=string(jobs.GSI_BY_STATE_SK),
+                ),
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=jobs.GSI_BY_SOURCE,
+                    partition_key=string(jobs.GSI_BY_SOURCE_PK),
+                    sort_key=string(jobs.GSI_BY_SOURCE_SK),
+                ),
+            ],
+            removal_policy=table_removal_policy,
+            deletion_protection=table_removal_policy == RemovalPolicy.RETAIN,
+        )
+        self.function = python_function(
+            self,
+            "Function",
+            code=code,
+            handler=STATE_HANDLER,
+            description="meshdrop state: apply job events to the job table, notify on completion",
+            environment={**environment, wiring.ENV_TABLE_NAME: self.table.table_name},
+            architecture=architecture,
+            log_retention=log_retention,
+            removal_policy=log_removal_policy,
+            timeout=Duration.seconds(30),
+            memory_mib=256,
+        )
