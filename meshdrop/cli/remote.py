@@ -143,6 +143,7 @@ def upload_cmd(
     if not found.items and not found.rejected:
         raise RemoteError("No images found (extensions: jpg, jpeg, png, bmp, tiff, webp).")
     remote = _connect(stack, bucket, table, region)
+    remote.check_bucket()
     options = JobOptions(texture=not no_texture, format=fmt, preset=preset)
     total_bytes = sum(i.size for i in found.items)
     progress = Progress(
@@ -340,7 +341,7 @@ def get_cmd(
     remote = _connect(stack, bucket, table, region)
     target = resolve_asset(remote, ref, version)
     path = download(remote, target, out_dir)
-    out.print(str(path), highlight=False)
+    typer.echo(str(path))
 
 
 @_handled
@@ -455,7 +456,7 @@ def gallery_cmd(
     remote = _connect(stack, bucket, table, region)
     with err.status("downloading assets, thumbnails and photos"):
         page = gallery_from_stack(remote, out_dir, limit=limit)
-    out.print(str(page), highlight=False)
+    typer.echo(str(page))
 
 
 COMMANDS: list[tuple[str, Callable[..., Any]]] = [
