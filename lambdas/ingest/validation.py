@@ -183,6 +183,8 @@ def inspect_image(data: bytes, sha256: str, *, max_pixels: int) -> ImageInfo:
             "(a decompression bomb or a scan)"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as err:
+        if "truncated" in str(err).lower():
+            raise RejectedInputError(f"{fmt} file is truncated ({err})") from None
         raise RejectedInputError(f"cannot read the {fmt} header: {err}") from None
     with image:
         width, height = image.size
