@@ -1,0 +1,5 @@
+"""Learned reconstruction backends."""
+
+from .triplane import TriplaneModel
+
+__all__ = ["TriplaneModel"]

@@ -1,0 +1,212 @@
+"""Reading a segmented object's outline: clean-up, symmetry axis, and which shape prior fits.
+
+All image arrays here are indexed ``[row, col]`` with row 0 at the top of the photo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from ..errors import BadInputError
+
+#: Resolution the outline is analysed at: enough for symmetry and corner tests, and fast.
+ANALYSIS_SIZE = 128
+#: In-plane tilts (degrees) tried for the symmetry axis; photos are rarely rolled further.
+TILTS_DEG = tuple(float(a) for a in np.arange(-15.0, 15.01, 1.5))
+#: Smallest object, as a fraction of the working square, worth reconstructing.
+MIN_OBJECT_FRACTION = 0.005
+
+
+class PriorKind(StrEnum):
+    """Shape priors, in the order they are preferred."""
+
+    REVOLUTION = "revolution"  # bottles, vases, cans, lamps, mugs (body; handle added apart)
+    BOX = "box"  # flat-sided man-made objects
+    INFLATION = "inflation"  # anything else: front/back mirror-symmetric rounded solid
+
+
+@dataclass(frozen=True)
+class OutlineAnalysis:
+    """What the outline says about the object.
+
+    Attributes
+    ----------
+    tilt_deg
+        In-plane roll of the symmetry axis; the image is rotated by it so the axis is vertical.
+    axis_col
+        Column of the (de-tilted) symmetry axis, as a fraction of the width (0..1).
+    symmetry_iou
+        IoU of the de-tilted outline with its mirror image about the axis.
+    core_fraction
+        Share of the outline inside its mirror image (the revolvable body).
+    handle_fraction
+        Share of the outline in one clean part sticking out of the body on one side.
+    polygon_vertices
+        Corners of a polygon approximation of the outer contour (boxes have 4 to 6).
+    solidity
+        Area over convex hull area.
+    kind
+        The chosen prior.
+    """
+
+    tilt_deg: float
+    axis_col: float
+    symmetry_iou: float
+    core_fraction: float
+    handle_fraction: float
+    polygon_vertices: int
+    solidity: float
+    kind: PriorKind
+
+
+def clean_mask(mask: np.ndarray) -> np.ndarray:
+    """Binary outline: largest connected part, pinholes filled, real holes (handles) kept.
+
+    Parameters
+    ----------
+    mask
+        ``(h, w)`` float in 0..1 (or bool).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(h, w)`` bool.
+
+    Raises
+    ------
+    BadInputError
+        If no object larger than :data:`MIN_OBJECT_FRACTION` of the image is present.
+    """
+    binary = np.asarray(mask, dtype=np.float32) > 0.5
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), 8)
+    if count <= 1:
+        raise BadInputError("no object found in the photo (empty foreground mask)")
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if stats[largest, cv2.CC_STAT_AREA] < MIN_OBJECT_FRACTION * binary.size:
+        raise BadInputError("no object found in the photo (foreground too small)")
+    keep = labels == largest
+    # Holes under 0.3% of the object are segmentation noise; larger ones (a mug's handle) are real.
+    holes = ndimage.binary_fill_holes(keep) & ~keep
+    hole_labels, n_holes = ndimage.label(holes)
+    if n_holes:
+        sizes = ndimage.sum(holes, hole_labels, index=np.arange(1, n_holes + 1))
+        small = np.isin(hole_labels, 1 + np.flatnonzero(sizes < 0.003 * keep.sum()))
+        keep |= small
+    return keep
+
+
+def rotate(image: np.ndarray, angle_deg: float, *, nearest: bool = False) -> np.ndarray:
+    """Rotate about the image centre, counter-clockwise by ``angle_deg``, keeping the size."""
+    if angle_deg == 0.0:
+        return image
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle_deg, 1.0)
+    flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    src = image.astype(np.uint8) if image.dtype == bool else image
+    out = cv2.warpAffine(src, matrix, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT)
+    return out.astype(bool) if image.dtype == bool else out
+
+
+def _best_mirror(binary: np.ndarray) -> tuple[float, float]:
+    """Best vertical mirror axis of a binary image, by FFT auto-convolution of its rows.
+
+    Returns ``(iou, axis)`` with ``axis`` in pixel columns (may be a half integer).
+    """
+    w = binary.shape[1]
+    rows = binary.astype(np.float32)
+    spec = np.fft.rfft(rows, n=2 * w, axis=1)
+    # overlap[k] = sum over rows of sum_j m[j] * m[k - j]: the overlap of the image with its
+    # mirror about column k / 2.
+    overlap = np.fft.irfft(spec * spec, n=2 * w, axis=1).sum(axis=0)[: 2 * w - 1]
+    area = float(rows.sum())
+    iou = overlap / np.maximum(2.0 * area - overlap, 1e-6)
+    k = int(np.argmax(iou))
+    return float(iou[k]), k / 2.0
+
+
+def mirror_about(binary: np.ndarray, axis: float) -> np.ndarray:
+    """Mirror a binary image about the vertical line at column ``axis`` (integer or half)."""
+    w = binary.shape[1]
+    src = np.rint(2.0 * axis - np.arange(w)).astype(int)  # (w,) int
+    valid = (src >= 0) & (src < w)
+    out = np.zeros_like(binary)
+    out[:, valid] = binary[:, src[valid]]
+    return out
+
+
+def analyse_outline(mask: np.ndarray) -> OutlineAnalysis:
+    """Find the symmetry axis and pick the shape prior for a segmented object.
+
+    Parameters
+    ----------
+    mask
+        ``(s, s)`` float 0..1 foreground mask of the segmented photo.
+    """
+    small = cv2.resize(
+        np.asarray(mask, np.float32), (ANALYSIS_SIZE, ANALYSIS_SIZE), interpolation=cv2.INTER_AREA
+    )
+    binary = clean_mask(small)
+    best = (-1.0, 0.0, 0.0)
+    for tilt in TILTS_DEG:
+        iou, axis = _best_mirror(rotate(binary, tilt, nearest=True))
+        # Prefer no tilt unless a tilt is clearly better: rotation blurs a straight outline.
+        score = iou - 0.002 * abs(tilt)
+        if score > best[0]:
+            best = (score, tilt, axis)
+    _, tilt, axis = best
+    upright = rotate(binary, tilt, nearest=True)
+    sym_iou, _ = _best_mirror(upright)
+    core = upright & mirror_about(upright, axis)
+    area = float(upright.sum())
+    core_fraction = float(core.sum()) / area
+    handle_fraction = _handle_fraction(upright, core, axis)
+
+    contours, _ = cv2.findContours(
+        upright.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+    )
+    contour = max(contours, key=cv2.contourArea)
+    poly = cv2.approxPolyDP(contour, 0.012 * cv2.arcLength(contour, True), True)
+    hull_area = float(cv2.contourArea(cv2.convexHull(contour)))
+    solidity = float(cv2.contourArea(contour)) / max(hull_area, 1.0)
+
+    if len(poly) <= 6 and solidity > 0.96:
+        kind = PriorKind.BOX
+    elif core_fraction >= 0.9 or (core_fraction >= 0.7 and core_fraction + handle_fraction >= 0.95):
+        kind = PriorKind.REVOLUTION
+    else:
+        kind = PriorKind.INFLATION
+    if kind is PriorKind.INFLATION and core_fraction < 0.7:
+        tilt = 0.0  # no trustworthy axis: keep the photo as it is
+    return OutlineAnalysis(
+        tilt_deg=float(tilt),
+        axis_col=(axis + 0.5) / ANALYSIS_SIZE,
+        symmetry_iou=float(sym_iou),
+        core_fraction=core_fraction,
+        handle_fraction=handle_fraction,
+        polygon_vertices=len(poly),
+        solidity=solidity,
+        kind=kind,
+    )
+
+
+def _handle_fraction(upright: np.ndarray, core: np.ndarray, axis: float) -> float:
+    """Share of the outline in parts outside the symmetric body, all on one side of the axis."""
+    residual = upright & ~core
+    residual = ndimage.binary_opening(residual, iterations=1)
+    labels, n = ndimage.label(residual)
+    if n == 0:
+        return 0.0
+    sizes = ndimage.sum(residual, labels, index=np.arange(1, n + 1))
+    big = 1 + np.flatnonzero(sizes >= 0.01 * upright.sum())
+    if big.size == 0:
+        return 0.0
+    cols = np.nonzero(np.isin(labels, big))[1]
+    sides = np.sign(cols - axis)
+    if np.all(sides > 0) or np.all(sides < 0):
+        return float(sizes[big - 1].sum()) / float(upright.sum())
+    return 0.0
