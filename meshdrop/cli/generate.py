@@ -52,6 +52,8 @@ def generate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Turn IMAGE into a 3D asset with the generator alone (no AWS, no moto)."""
+    options = job_options(preset, _format_for(output, fmt), no_texture)
+    # Imported after the arguments are checked: torch takes seconds to import.
     from rich.console import Console
     from rich.table import Table
 
@@ -59,7 +61,6 @@ def generate(
     from gpu_container.meshgen.errors import BadInputError, QualityError
 
     err = Console(stderr=True)
-    options = job_options(preset, _format_for(output, fmt), no_texture)
     started = time.perf_counter()
     with err.status("loading the generator…"):
         generator = Generator.from_pretrained(str(weights) if weights else None)

@@ -1,0 +1,85 @@
+"""The ``meshdrop`` console script, run as a user would run it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trimesh
+
+from meshdrop.contract import ExitCode
+from tests.helpers.gltf import assert_valid_gltf
+from tests.helpers.photos import make_photo
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-c", "from meshdrop.cli import main; main()"]
+
+
+def _meshdrop(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.mark.slow
+def test_local_run_json_reports_every_file(tmp_path: Path) -> None:
+    photo = tmp_path / "mug.jpg"
+    photo.write_bytes(make_photo("mug", jpeg_quality=90).data)
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    out = tmp_path / "out"
+
+    result = _meshdrop(
+        "local", "run", str(photo), str(bad), "--out", str(out), "--json", "--preset", "fast"
+    )
+
+    assert result.returncode == 1, result.stderr[-3000:]  # one file did not succeed
+    report = json.loads(result.stdout)  # stdout holds the JSON report and nothing else
+    assert list(report) == ["jobs"]
+    jobs = {Path(j["key"]).name: j for j in report["jobs"]}
+    assert set(jobs) == {"mug.jpg", "empty.png"}
+    for job in jobs.values():
+        assert {"key", "status", "asset_key", "error", "seconds"} <= set(job)
+    ok = jobs["mug.jpg"]
+    assert ok["status"] == "SUCCEEDED" and ok["error"] is None
+    assert ok["asset_key"] == "3d_assets/uploaded/mug.glb"
+    asset = out / ok["asset_key"]
+    assert_valid_gltf(asset)
+    assert len(trimesh.load(asset, force="mesh").faces) > 100
+    assert jobs["empty.png"]["status"] in {"REJECTED", "FAILED"}
+    assert jobs["empty.png"]["error"]
+
+
+def test_generate_writes_an_asset_and_reports_numbers(tmp_path: Path) -> None:
+    photo = tmp_path / "box.png"
+    photo.write_bytes(make_photo("box").data)
+    out = tmp_path / "box.obj"
+
+    result = _meshdrop("generate", str(photo), "-o", str(out), "--preset", "fast", "--json")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["format"] == "obj"
+    mesh = trimesh.load(out, force="mesh")
+    assert summary["faces"] == len(mesh.faces) > 100
+    assert summary["vertices"] >= 4 and summary["seconds"] > 0
+    assert summary["metrics"]
+
+
+def test_generate_refuses_bad_input_and_bad_arguments(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.new("RGB", (120, 90), (240, 240, 240)).save(blank)
+    result = _meshdrop("generate", str(blank), "-o", str(tmp_path / "x.glb"))
+    assert result.returncode == ExitCode.BAD_INPUT
+    assert "bad input" in result.stderr
+    assert not (tmp_path / "x.glb").exists()
+
+    result = _meshdrop("generate", str(blank), "-o", str(tmp_path / "x.fbx"))
+    assert result.returncode == 2 and "cannot tell the format" in result.stderr
+    result = _meshdrop("local", "run", str(tmp_path / "missing.jpg"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
