@@ -29,7 +29,7 @@ from meshdrop.contract import (
 )
 
 from ..common.clients import client
-from ..common.jobstore import STATE, JobStore, WriteResult
+from ..common.jobstore import STATE, JobStore, WriteResult, to_dynamo
 from ..common.observability import MetricName, logger, metrics
 from ..common.settings import StateSettings
 from .mapping import batch_change
@@ -121,7 +121,7 @@ class StateApplier:
             progress = float(detail.get("progress", 0.0))
             attrs = _pick(detail, "stage", "attempt", "timings") | {"progress": progress}
             moving_on = Attr(STATE).eq(JobState.RUNNING.value) & (
-                Attr("progress").not_exists() | Attr("progress").lt(progress)
+                Attr("progress").not_exists() | Attr("progress").lt(to_dynamo(progress))
             )
             result = self.store.transition(job_id, JobState.RUNNING, attrs, or_when=moving_on)
         elif kind is DetailType.SUCCEEDED:
