@@ -1,0 +1,194 @@
+"""Measure reconstructions against objects of known geometry.
+
+``python -m gpu_container.meshgen.evaluation [--preset balanced] [--size 384] [--json]``
+
+Each object of :mod:`.scenes` is photographed by the ray-marcher from a few camera angles on a
+plain and a gradient backdrop, encoded as PNG and run through the whole generator (image
+loading, background removal, reconstruction, export). Reported per case and as a mean:
+
+* ``iou``: silhouette IoU of the asset seen from the photo's camera against the true mask
+  (both scaled to the same height, aligned at the bottom centre);
+* ``f@2%``, ``f@5%``: F-score of surface samples at 2 % and 5 % of the true bounding-box
+  diagonal, after the best rigid alignment with scale (ICP);
+* ``chamfer``: symmetric mean Chamfer distance, in units of that diagonal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import trimesh
+from PIL import Image
+from scipy.spatial import cKDTree
+from skimage.measure import marching_cubes
+
+from meshdrop.contract import AssetFormat, JobOptions, Preset
+
+from .generator import Generator
+from .quality import iou as mask_iou
+from .quality import silhouette
+from .scenes import Scene, render, scenes, view_rotation
+
+#: (object, yaw, elevation, backdrop) cases; the mug is turned so the handle shows.
+CASES: tuple[tuple[str, float, float, str], ...] = (
+    ("bottle", 0.0, 0.0, "plain"),
+    ("bottle", 0.0, 10.0, "gradient"),
+    ("box", 0.0, 0.0, "plain"),
+    ("box", 30.0, 10.0, "gradient"),
+    ("mug", 0.0, 0.0, "plain"),
+    ("mug", 20.0, 10.0, "gradient"),
+    ("sphere", 0.0, 0.0, "plain"),
+    ("sphere", 0.0, 10.0, "gradient"),
+)
+SAMPLES = 6000
+
+
+@dataclass
+class CaseResult:
+    case: str
+    prior: str
+    background_method: str
+    iou: float
+    f_2: float
+    f_5: float
+    chamfer: float
+    seconds: float
+
+
+def true_mesh(scene: Scene, resolution: int = 96) -> trimesh.Trimesh:
+    """Marching cubes of the scene's exact SDF: the reference surface."""
+    axis = np.linspace(-scene.bound, scene.bound, resolution)
+    pts = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    values = scene.sdf(pts).reshape(resolution, resolution, resolution)
+    step = axis[1] - axis[0]
+    verts, faces, _, _ = marching_cubes(values, 0.0, spacing=(step, step, step))
+    return trimesh.Trimesh(verts - scene.bound, faces[:, ::-1], process=True)
+
+
+def _normalise(points: np.ndarray, diagonal: float, centre: np.ndarray) -> np.ndarray:
+    return (points - centre) / diagonal
+
+
+def surface_scores(recon: trimesh.Trimesh, truth: trimesh.Trimesh) -> tuple[float, float, float]:
+    """F@2 %, F@5 % and Chamfer of ``recon`` against ``truth`` after ICP with scale.
+
+    Both meshes are first centred and scaled to a unit bounding-box diagonal, so the result
+    does not depend on the asset's metric size (a single photo carries none).
+    """
+    rng = 0
+    t_pts, _ = trimesh.sample.sample_surface(truth, SAMPLES, seed=rng)  # (k, 3) float
+    r_pts, _ = trimesh.sample.sample_surface(recon, SAMPLES, seed=rng)
+    t_lo, t_hi = truth.bounds
+    r_lo, r_hi = recon.bounds
+    t_pts = _normalise(t_pts, float(np.linalg.norm(t_hi - t_lo)), (t_lo + t_hi) / 2)
+    r_pts = _normalise(r_pts, float(np.linalg.norm(r_hi - r_lo)), (r_lo + r_hi) / 2)
+    matrix, aligned, _ = trimesh.registration.icp(
+        r_pts, t_pts, max_iterations=40, threshold=1e-6, scale=True, reflection=False
+    )
+    del matrix
+    d_rt, _ = cKDTree(t_pts).query(aligned)
+    d_tr, _ = cKDTree(aligned).query(t_pts)
+    chamfer = float(d_rt.mean() + d_tr.mean()) / 2.0
+
+    def fscore(tau: float) -> float:
+        precision, recall = float((d_rt < tau).mean()), float((d_tr < tau).mean())
+        return 2 * precision * recall / max(precision + recall, 1e-9)
+
+    return fscore(0.02), fscore(0.05), chamfer
+
+
+def silhouette_iou(recon: trimesh.Trimesh, true_mask: np.ndarray) -> float:
+    """Front-view IoU of the asset against the true mask, at equal height, bottom-centred."""
+    rows, cols = np.nonzero(true_mask)
+    height_px = rows.max() - rows.min() + 1
+    lo, hi = recon.bounds
+    scale = height_px / float(hi[1] - lo[1])
+    v = recon.vertices
+    x = (v[:, 0] - (lo[0] + hi[0]) / 2) * scale + (cols.min() + cols.max()) / 2.0
+    y = rows.max() + 0.5 - (v[:, 1] - lo[1]) * scale
+    sil = silhouette(np.stack([x, y], axis=1), recon.faces, true_mask.shape[0])
+    return mask_iou(sil, true_mask)
+
+
+def run_case(
+    generator: Generator,
+    name: str,
+    yaw: float,
+    elevation: float,
+    backdrop: str,
+    *,
+    preset: Preset,
+    size: int,
+) -> CaseResult:
+    scene = scenes()[name]
+    rgb, mask = render(scene, size=size, yaw_deg=yaw, elevation_deg=elevation, background=backdrop)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    start = time.perf_counter()
+    result = generator.generate(buf.getvalue(), JobOptions(preset=preset, format=AssetFormat.PLY))
+    seconds = time.perf_counter() - start
+    recon = trimesh.load(io.BytesIO(result.data), file_type="ply", process=False)
+    truth = true_mesh(scene)
+    # The reference in the camera's frame: what the photo shows, upright as the camera holds it.
+    rot = np.eye(4)
+    rot[:3, :3] = view_rotation(yaw, elevation)
+    truth.apply_transform(rot)
+    f2, f5, chamfer = surface_scores(recon, truth)
+    return CaseResult(
+        case=f"{name} yaw={yaw:g} el={elevation:g} {backdrop}",
+        prior=str(result.metrics.get("shape_prior")),
+        background_method=str(result.metrics.get("background_method")),
+        iou=round(silhouette_iou(recon, mask), 4),
+        f_2=round(f2, 4),
+        f_5=round(f5, 4),
+        chamfer=round(chamfer, 5),
+        seconds=round(seconds, 3),
+    )
+
+
+def evaluate(
+    *, preset: Preset = Preset.BALANCED, size: int = 384, generator: Generator | None = None
+) -> list[CaseResult]:
+    generator = generator or Generator.from_pretrained(config=Generator.Config(thumbnail=False))
+    return [run_case(generator, *case, preset=preset, size=size) for case in CASES]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="balanced", choices=[p.value for p in Preset])
+    parser.add_argument("--size", type=int, default=384, help="photo side in pixels")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    results = evaluate(preset=Preset(args.preset), size=args.size)
+    keys = ("iou", "f_2", "f_5", "chamfer", "seconds")
+    mean = {k: round(float(np.mean([getattr(r, k) for r in results])), 4) for k in keys}
+    if args.json:
+        json.dump({"cases": [asdict(r) for r in results], "mean": mean}, sys.stdout, indent=2)
+        print()
+        return 0
+    header = (
+        f"{'case':38} {'prior':11} {'bg':10} {'IoU':>6} {'F@2%':>6} {'F@5%':>6} {'CD':>7} {'s':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(
+            f"{r.case:38} {r.prior:11} {r.background_method:10} {r.iou:6.3f} {r.f_2:6.3f} "
+            f"{r.f_5:6.3f} {r.chamfer:7.4f} {r.seconds:6.2f}"
+        )
+    print("-" * len(header))
+    print(
+        f"{'mean':38} {'':11} {'':10} {mean['iou']:6.3f} {mean['f_2']:6.3f} {mean['f_5']:6.3f} "
+        f"{mean['chamfer']:7.4f} {mean['seconds']:6.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
