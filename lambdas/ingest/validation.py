@@ -140,17 +140,19 @@ def read_checked(chunks: Iterable[bytes], max_bytes: int) -> tuple[bytes, str]:
     return bytes(buffer), digest.hexdigest()
 
 
+def _check_riff_length(data: bytes) -> None:
+    # The RIFF header states the file length; libwebp's decoder only says "could not create
+    # decoder object" for a short file, so say what is wrong before it gets there.
+    (riff_size,) = struct.unpack_from("<I", data, 4)
+    if len(data) < riff_size + 8:
+        raise RejectedInputError(f"WEBP file is truncated ({len(data)} of {riff_size + 8} bytes)")
+
+
 def _check_truncation(fmt: str, data: bytes, image: Image.Image) -> None:
     if fmt == "PNG":
         # A PNG ends with its IEND chunk; some writers append a few bytes after it.
         if _PNG_IEND not in data[-64:]:
             raise RejectedInputError("PNG file is truncated (no IEND chunk at the end)")
-    elif fmt == "WEBP":
-        (riff_size,) = struct.unpack_from("<I", data, 4)
-        if len(data) < riff_size + 8:
-            raise RejectedInputError(
-                f"WEBP file is truncated ({len(data)} of {riff_size + 8} bytes)"
-            )
     elif fmt == "BMP" and len(data) >= 6:
         (declared,) = struct.unpack_from("<I", data, 2)
         # bfSize is 0 or unreliable in some writers; only a clearly short file is truncated.
@@ -175,6 +177,8 @@ def inspect_image(data: bytes, sha256: str, *, max_pixels: int) -> ImageInfo:
         side below :data:`meshdrop.contract.MIN_IMAGE_SIDE`, or a truncated file.
     """
     fmt = reject_unless_image(data[:MAGIC_BYTES])
+    if fmt == "WEBP":
+        _check_riff_length(data)
     try:
         image = Image.open(io.BytesIO(data), formats=[fmt])
     except Image.DecompressionBombError:

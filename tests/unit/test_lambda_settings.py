@@ -1,0 +1,45 @@
+"""Lambda settings: validated once, a missing or malformed variable is a clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambdas.common.settings import ConfigurationError, IngestSettings, StateSettings
+from meshdrop.contract import MAX_IMAGE_BYTES
+
+INGEST_ENV = {
+    "TABLE_NAME": "jobs",
+    "EVENT_BUS_NAME": "bus",
+    "JOB_QUEUE": "queue",
+    "JOB_DEFINITION": "def",
+}
+
+
+def test_ingest_settings_with_defaults_for_limits() -> None:
+    settings = IngestSettings.from_env(INGEST_ENV)
+    assert settings.table_name == "jobs"
+    assert settings.max_image_bytes == MAX_IMAGE_BYTES
+    assert IngestSettings.from_env(INGEST_ENV | {"MAX_IMAGE_PIXELS": "1000"}).max_image_pixels == (
+        1000
+    )
+
+
+@pytest.mark.parametrize("missing", sorted(INGEST_ENV))
+def test_a_missing_variable_is_named(missing: str) -> None:
+    env = {k: v for k, v in INGEST_ENV.items() if k != missing}
+    with pytest.raises(ConfigurationError, match=f"environment variable {missing} is not set"):
+        IngestSettings.from_env(env)
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5", "1.5"])
+def test_a_malformed_number_is_named(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="JOB_TTL_DAYS"):
+        IngestSettings.from_env(INGEST_ENV | {"JOB_TTL_DAYS": value})
+
+
+def test_state_settings_need_the_topic() -> None:
+    with pytest.raises(ConfigurationError, match="TOPIC_ARN"):
+        StateSettings.from_env({"TABLE_NAME": "jobs"})
+    settings = StateSettings.from_env({"TABLE_NAME": "jobs", "TOPIC_ARN": "arn:t"})
+    with pytest.raises(AttributeError):
+        settings.topic_arn = "other"  # type: ignore[misc]
