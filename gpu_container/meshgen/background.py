@@ -222,25 +222,28 @@ def fit_backdrop(lab: np.ndarray, *, border: float = 0.02) -> _Backdrop:
     edge[:strip, :] = edge[-strip:, :] = True
     edge[:, :strip] = edge[:, -strip:] = True
     ys, xs = np.nonzero(edge)
-    ys, xs = ys[::2], xs[::2]  # half the samples are plenty for 6 coefficients
+    step = max(1, len(ys) // 4000)  # a few thousand samples are plenty for 6 coefficients
+    ys, xs = ys[::step], xs[::step]
     samples = lab[ys, xs].astype(np.float64)  # (n, 3) float
     design = _poly_terms(xs / max(w - 1, 1), ys / max(h - 1, 1))  # (n, 6) float
     inliers = np.ones(len(samples), dtype=bool)
     coeffs = np.zeros((6, 3))
     noise = 1.0
     for _ in range(3):
-        coeffs = np.linalg.lstsq(design[inliers], samples[inliers], rcond=None)[0]  # (6, 3)
+        a = design[inliers]
+        # Normal equations: a 6x6 solve, far cheaper than lstsq's SVD on thousands of rows.
+        coeffs = np.linalg.solve(a.T @ a + 1e-9 * np.eye(6), a.T @ samples[inliers])  # (6, 3)
         resid = np.linalg.norm(samples - design @ coeffs, axis=1)  # (n,) float
         noise = max(0.5, 1.4826 * float(np.median(resid[inliers])))
         inliers = resid <= max(3.0 * noise, 2.0)
         if inliers.sum() < 12:  # the object covers the border: keep the last fit
             inliers[:] = True
             break
-    yy, xx = np.mgrid[0:h, 0:w]
-    full = (_poly_terms(xx.ravel() / max(w - 1, 1), yy.ravel() / max(h - 1, 1)) @ coeffs).reshape(
-        h, w, 3
-    )
-    full_lab = full.astype(np.float32)
+    x = (np.arange(w, dtype=np.float32) / max(w - 1, 1))[None, :, None]  # (1, w, 1)
+    y = (np.arange(h, dtype=np.float32) / max(h - 1, 1))[:, None, None]  # (h, 1, 1)
+    c = coeffs.astype(np.float32)  # (6, 3), same term order as _poly_terms
+    full_lab = (c[0] + x * (c[1] + x * c[3] + y * c[4])) + y * (c[2] + y * c[5])  # (h, w, 3)
+    full_lab = np.ascontiguousarray(full_lab, dtype=np.float32)
     rgb = cv2.cvtColor(full_lab, cv2.COLOR_Lab2RGB) * 255.0
     return _Backdrop(lab=full_lab, rgb=np.clip(rgb, 0.0, 255.0), noise=noise)
 
@@ -305,7 +308,7 @@ def _crisp_regions(
 
     A contact shadow fades into the backdrop over many pixels; an object's outline is a step
     blurred only by the lens and resampling. Measured as the lightness slope on the backdrop
-    side of the component's outline (median) over the component's depth.
+    side of the component's outline (mean) over the component's mean depth.
     """
     labels, count = ndimage.label(candidate)
     if count == 0:
@@ -314,12 +317,16 @@ def _crisp_regions(
     gy, gx = np.gradient(smooth)
     slope = np.hypot(gx, gy)  # (h, w) float, lightness change per pixel
     ring = ndimage.grey_dilation(labels, size=3) * (backdrop_like & (labels == 0))
-    index = np.arange(1, count + 1)
-    depth = ndimage.median(np.maximum(back_lum - lum, 0.0), labels, index)
-    edge = ndimage.median(slope, ring, index)
-    crisp = np.asarray(edge) >= _CRISP_EDGE * np.maximum(np.asarray(depth), 1e-3)
-    keep = np.zeros(count + 1, dtype=bool)
-    keep[1:] = crisp
+    # Means by bincount: ndimage.median is ~50x slower and the regions are smooth anyway.
+    n = count + 1
+    area = np.bincount(labels.ravel(), minlength=n).astype(np.float64)
+    depth = np.bincount(labels.ravel(), np.maximum(back_lum - lum, 0.0).ravel(), minlength=n)
+    ring_len = np.bincount(ring.ravel(), minlength=n).astype(np.float64)
+    edge = np.bincount(ring.ravel(), slope.ravel(), minlength=n)
+    depth = depth / np.maximum(area, 1.0)
+    edge = edge / np.maximum(ring_len, 1.0)
+    keep = (edge >= _CRISP_EDGE * np.maximum(depth, 1e-3)) & (ring_len > 0)
+    keep[0] = False
     return keep[labels]
 
 
