@@ -46,7 +46,7 @@ _WORK_OVERSAMPLE = 1.5
 # not turn into speckle.
 _T_LOW = 8.0  # hysteresis low: may be object when connected to a sure object pixel
 _T_HIGH = 12.0  # hysteresis high: surely not backdrop
-_T_MATCH = 3.0  # a hole whose median pixel is this close to the backdrop is a real opening
+_T_MATCH = 3.0  # a hole whose cleanest fifth is this close to the backdrop is an opening
 # Shadow model: pixel = k * backdrop (per channel, sRGB), with k in [_K_MIN, _K_MAX]
 # and a chromaticity residual below _SHADOW_RESIDUAL.
 _K_MIN = 0.4
