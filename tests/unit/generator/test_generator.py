@@ -1,0 +1,178 @@
+"""The Generator end to end: conventions of the asset, formats, presets, quality gate."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from gpu_container.meshgen import GenerationResult, Generator
+from gpu_container.meshgen.errors import BadInputError, QualityError
+from gpu_container.meshgen.mesh import TARGET_SIZE_M
+from meshdrop.contract import AssetFormat, JobOptions, Preset, Stage
+from tests.helpers.gltf import assert_valid_gltf
+from tests.helpers.photos import make_photo
+from tests.helpers.shapes import rendered
+
+
+@pytest.fixture(scope="module")
+def generator() -> Generator:
+    return Generator(Generator.Config())
+
+
+@pytest.fixture(scope="module")
+def bottle_glb(generator: Generator) -> GenerationResult:
+    return generator.generate_from_segmentation(rendered("bottle"), JobOptions(preset=Preset.FAST))
+
+
+def _glb_json(data: bytes) -> dict:
+    length = struct.unpack_from("<I", data, 12)[0]
+    return json.loads(data[20 : 20 + length])
+
+
+def _glb_accessor(data: bytes, index: int) -> np.ndarray:
+    """An accessor's elements straight from the GLB's binary chunk (no loader in between)."""
+    doc = _glb_json(data)
+    json_len = struct.unpack_from("<I", data, 12)[0]
+    bin_start = 20 + json_len + 8
+    acc = doc["accessors"][index]
+    view = doc["bufferViews"][acc["bufferView"]]
+    dtype = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
+    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[acc["type"]]
+    offset = bin_start + view.get("byteOffset", 0) + acc.get("byteOffset", 0)
+    values = np.frombuffer(
+        data, dtype=dtype[acc["componentType"]], count=acc["count"] * width, offset=offset
+    )
+    return values.reshape(acc["count"], width)
+
+
+def _load(result: GenerationResult) -> trimesh.Trimesh:
+    loaded = trimesh.load(io.BytesIO(result.data), file_type=result.format.value, process=False)
+    if isinstance(loaded, trimesh.Scene):
+        loaded = loaded.to_geometry()
+    return loaded
+
+
+def test_glb_is_valid_and_follows_gltf_conventions(bottle_glb: GenerationResult) -> None:
+    assert bottle_glb.format is AssetFormat.GLB
+    assert_valid_gltf(bottle_glb.data)
+    mesh = _load(bottle_glb)
+    lo, hi = mesh.bounds
+    assert lo[1] == pytest.approx(0.0, abs=1e-6)  # stands on the ground
+    assert (lo[0] + hi[0]) / 2 == pytest.approx(0.0, abs=1e-4)  # centred in x and z
+    assert (lo[2] + hi[2]) / 2 == pytest.approx(0.0, abs=1e-4)
+    assert (hi - lo).max() == pytest.approx(TARGET_SIZE_M, rel=1e-4)
+    assert (hi - lo).argmax() == 1  # a bottle is tallest along Y (up)
+    assert mesh.is_watertight
+    assert len(mesh.faces) == bottle_glb.faces
+
+
+def test_metrics_and_timings(bottle_glb: GenerationResult) -> None:
+    m = bottle_glb.metrics
+    assert m["watertight"] is True
+    assert m["shape_prior"] == "revolution"
+    assert m["iou"] > 0.93
+    assert m["background_method"] == "true-mask"
+    assert len(m["bbox"]) == 3 and max(m["bbox"]) == pytest.approx(0.3, rel=1e-3)
+    assert set(bottle_glb.timings) == {"reconstruct", "export"}
+    assert all(t >= 0 for t in bottle_glb.timings.values())
+    json.dumps(m)  # the job record stores them
+
+
+def test_texture_colours_the_front_from_the_photo(bottle_glb: GenerationResult) -> None:
+    doc = _glb_json(bottle_glb.data)
+    prim = doc["meshes"][0]["primitives"][0]
+    assert "COLOR_0" in prim["attributes"]
+    material = doc["materials"][prim["material"]]
+    assert material["pbrMetallicRoughness"]["metallicFactor"] == 0.0
+    colours = _glb_accessor(bottle_glb.data, prim["attributes"]["COLOR_0"])[:, :3].astype(float)
+    assert len(colours) == bottle_glb.vertices
+    # The rendered bottle is green (40, 120, 60) shaded: green dominates everywhere.
+    assert (colours[:, 1] > colours[:, 0]).mean() > 0.95
+    assert (colours[:, 1] > colours[:, 2]).mean() > 0.95
+
+
+def test_texture_off_is_a_plain_material(generator: Generator) -> None:
+    result = generator.generate_from_segmentation(
+        rendered("bottle"), JobOptions(preset=Preset.FAST, texture=False)
+    )
+    assert_valid_gltf(result.data)
+    prim = _glb_json(result.data)["meshes"][0]["primitives"][0]
+    assert "COLOR_0" not in prim["attributes"]
+    assert "material" in prim
+
+
+@pytest.mark.parametrize("fmt", [AssetFormat.OBJ, AssetFormat.STL, AssetFormat.PLY])
+def test_every_format_exports_and_reloads(generator: Generator, fmt: AssetFormat) -> None:
+    result = generator.generate_from_segmentation(
+        rendered("sphere", size=192), JobOptions(preset=Preset.FAST, format=fmt)
+    )
+    assert result.format is fmt
+    mesh = _load(result)
+    if fmt is not AssetFormat.OBJ:  # OBJ splits vertices by normal; the others keep them
+        assert len(mesh.faces) == result.faces
+    mesh.merge_vertices()
+    assert mesh.is_watertight
+    assert mesh.extents.max() == pytest.approx(TARGET_SIZE_M, rel=1e-3)
+    # A sphere: every point about the same distance from the centre.
+    r = np.linalg.norm(mesh.vertices - mesh.bounds.mean(axis=0), axis=1)
+    assert r.std() / r.mean() < 0.02
+    if fmt is AssetFormat.PLY:
+        assert mesh.visual.kind == "vertex"
+
+
+def test_presets_change_face_counts_within_budget(generator: Generator) -> None:
+    seg = rendered("sphere")
+    fast = generator.generate_from_segmentation(seg, JobOptions(preset=Preset.FAST))
+    balanced = generator.generate_from_segmentation(seg, JobOptions(preset=Preset.BALANCED))
+    assert fast.faces <= 20_000
+    assert balanced.faces <= 60_000
+    assert balanced.faces > 1.5 * fast.faces
+    assert fast.metrics["grid"] == 128 and balanced.metrics["grid"] == 256
+
+
+def test_quality_gate_trips_with_the_reason() -> None:
+    strict = Generator(Generator.Config(min_iou=0.999, thumbnail=False))
+    with pytest.raises(QualityError, match="IoU") as err:
+        strict.generate_from_segmentation(rendered("box"), JobOptions(preset=Preset.FAST))
+    assert err.value.metrics["iou"] < 0.999
+    assert err.value.metrics["faces"] > 0
+
+
+def test_generate_from_photo_bytes_reports_stages(generator: Generator) -> None:
+    photo = make_photo("bottle", background="gradient", shadow=True, jpeg_quality=88)
+    stages: list[tuple[Stage, float]] = []
+    result = generator.generate(
+        photo.data, JobOptions(preset=Preset.FAST), on_stage=lambda s, f: stages.append((s, f))
+    )
+    assert [s for s, _ in stages] == [Stage.BACKGROUND, Stage.RECONSTRUCT, Stage.EXPORT]
+    assert [f for _, f in stages] == sorted(f for _, f in stages)
+    assert set(result.timings) == {"background", "reconstruct", "export"}
+    assert result.metrics["shape_prior"] == "revolution"
+    assert result.metrics["background_method"] in {"classical", "rembg", "alpha"}
+    assert_valid_gltf(result.data)
+    thumb = Image.open(io.BytesIO(result.thumbnail_png))
+    assert thumb.format == "PNG" and thumb.size == (256, 256)
+
+
+def test_undecodable_bytes_are_bad_input(generator: Generator) -> None:
+    with pytest.raises(BadInputError):
+        generator.generate(b"definitely not an image", JobOptions())
+
+
+def test_backend_choices() -> None:
+    assert Generator.from_pretrained().backend == "priors"
+    with pytest.raises(ValueError, match="backend"):
+        Generator.Config(backend="nerf")
+    with pytest.raises(ValueError, match="weights"):
+        Generator(Generator.Config(backend="triplane"))
+
+
+def test_missing_model_directory(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Generator.from_pretrained(tmp_path / "nope")

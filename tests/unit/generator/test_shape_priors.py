@@ -1,0 +1,125 @@
+"""The weight-free priors: each outline gets the right prior and a mesh of the right shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from gpu_container.meshgen.errors import BadInputError
+from gpu_container.meshgen.generator import Generator
+from gpu_container.meshgen.shape import PriorKind, analyse_outline
+from meshdrop.contract import PRESETS, Preset
+from tests.helpers.shapes import blob, empty, rendered, rolled
+
+FAST = PRESETS[Preset.FAST]
+
+
+@pytest.fixture(scope="module")
+def generator() -> Generator:
+    return Generator(Generator.Config(thumbnail=False))
+
+
+def _slice_radii(mesh: trimesh.Trimesh, height: float) -> np.ndarray:
+    """Distances from the vertical axis of the cross-section at ``height`` (metres)."""
+    section = mesh.section(plane_origin=[0, height, 0], plane_normal=[0, 1, 0])
+    assert section is not None, f"no cross-section at y={height}"
+    pts = section.vertices[:, [0, 2]]  # (k, 2) float
+    return np.hypot(pts[:, 0], pts[:, 1])
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("bottle", PriorKind.REVOLUTION),
+        ("sphere", PriorKind.REVOLUTION),
+        ("mug", PriorKind.REVOLUTION),
+        ("box", PriorKind.BOX),
+    ],
+)
+def test_outline_picks_the_prior(name: str, kind: PriorKind) -> None:
+    assert analyse_outline(rendered(name).mask).kind is kind
+
+
+def test_asymmetric_outline_falls_back_to_inflation() -> None:
+    analysis = analyse_outline(blob().mask)
+    assert analysis.kind is PriorKind.INFLATION
+    assert analysis.core_fraction < 0.9
+
+
+def test_mug_handle_is_found_on_one_side() -> None:
+    analysis = analyse_outline(rendered("mug").mask)
+    assert 0.03 < analysis.handle_fraction < 0.3
+    assert analysis.core_fraction < 0.95  # the handle breaks plain mirror symmetry
+
+
+def test_rolled_camera_is_detected_and_undone() -> None:
+    analysis = analyse_outline(rolled(rendered("bottle"), 9.0).mask)
+    assert analysis.kind is PriorKind.REVOLUTION
+    # Rotating the image by -tilt makes the axis vertical again.
+    assert analysis.tilt_deg == pytest.approx(-9.0, abs=1.6)
+
+
+def test_bottle_sections_are_circles_following_the_outline(generator: Generator) -> None:
+    seg = rendered("bottle")
+    recon = generator.reconstruct(seg, FAST)
+    mesh = recon.mesh
+    assert recon.metrics["shape_prior"] == "revolution"
+    height = mesh.bounds[1, 1]
+    # Body (wide) and neck (narrow) of the true profile: radius 0.32 vs 0.11 over height 1.8.
+    body = _slice_radii(mesh, 0.35 * height)
+    neck = _slice_radii(mesh, 0.85 * height)
+    for radii in (body, neck):
+        assert radii.std() / radii.mean() < 0.03  # near-circular
+    assert body.mean() / neck.mean() == pytest.approx(0.32 / 0.11, rel=0.12)
+    # Width at the body matches the silhouette's width there (metres per unit: 0.3 / 1.8).
+    assert 2 * body.mean() == pytest.approx(0.64 * 0.3 / 1.8, rel=0.06)
+
+
+def test_box_has_flat_sides(generator: Generator) -> None:
+    recon = generator.reconstruct(rendered("box"), FAST)
+    mesh = recon.mesh
+    assert recon.metrics["shape_prior"] == "box"
+    normals = mesh.face_normals
+    centres = mesh.triangles_center
+    areas = mesh.area_faces
+    for axis in (0, 2):
+        for sign in (1, -1):
+            side = normals[:, axis] * sign > 0.98
+            # Each side is one plane carrying a real share of the surface.
+            assert areas[side].sum() > 0.05 * mesh.area
+            assert np.ptp(centres[side, axis]) < 0.002
+    # Sides are flat, not bulging: the middle section is a (rounded) rectangle.
+    section = mesh.section(plane_origin=[0, mesh.bounds[1, 1] / 2, 0], plane_normal=[0, 1, 0])
+    pts = section.vertices[:, [0, 2]]
+    half_w, half_d = np.abs(pts).max(axis=0)
+    corners = np.abs(pts[:, 0]) > 0.9 * half_w
+    assert np.abs(pts[corners, 1]).max() > 0.85 * half_d  # full depth right out to the side
+    assert half_d / half_w == pytest.approx(0.6, rel=0.05)  # documented BOX_DEPTH_RATIO
+
+
+def test_mug_gets_a_handle_with_a_hole(generator: Generator) -> None:
+    recon = generator.reconstruct(rendered("mug"), FAST)
+    mesh = recon.mesh
+    assert "handle_depth_px" in recon.metrics["prior_details"]
+    assert mesh.is_watertight
+    assert mesh.euler_number == 0  # genus 1: the handle is a loop, not a lump
+    # The handle is thin in depth compared with the body.
+    x_max = mesh.bounds[1, 0]
+    handle = mesh.vertices[mesh.vertices[:, 0] > 0.8 * x_max]
+    assert np.ptp(handle[:, 2]) < 0.35 * mesh.extents[2]
+
+
+def test_inflation_is_front_back_symmetric(generator: Generator) -> None:
+    recon = generator.reconstruct(blob(), FAST)
+    mesh = recon.mesh
+    assert recon.metrics["shape_prior"] == "inflation"
+    assert mesh.is_watertight
+    lo, hi = mesh.bounds
+    assert abs(hi[2] + lo[2]) < 0.01 * (hi[2] - lo[2])
+    assert mesh.extents[2] < mesh.extents[0]  # thinner in depth than wide, not a ball
+
+
+def test_empty_mask_is_bad_input(generator: Generator) -> None:
+    with pytest.raises(BadInputError, match="no object"):
+        generator.reconstruct(empty(), FAST)
