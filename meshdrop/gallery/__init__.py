@@ -111,7 +111,7 @@ def _card(out_dir: Path, entry: GalleryEntry, index: int) -> str:
         poster = f' poster="{thumb}"' if thumb else ""
         parts.append(
             f'<model-viewer data-entry="{entry_id}" src="{asset}"{poster} alt="{e(entry.name)}"'
-            ' loading="eager" reveal="auto" camera-controls auto-rotate'
+            ' loading="eager" reveal="auto" camera-controls'
             ' shadow-intensity="1"></model-viewer>'
         )
     elif thumb:

@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+import trimesh
 from moto import settings as moto_settings
 from moto.server import ThreadedMotoServer
 from PIL import Image
@@ -158,6 +159,16 @@ def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (16, 16), (10, 200, 10)).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def glb(shape: str) -> bytes:
+    """A real GLB mesh (trimesh primitive) to stand in for a generator's output."""
+    meshes = {
+        "box": trimesh.creation.box,
+        "sphere": lambda: trimesh.creation.icosphere(subdivisions=2),
+        "cylinder": lambda: trimesh.creation.cylinder(radius=0.5, height=1.0),
+    }
+    return meshes[shape]().export(file_type="glb")
 
 
 def make_stack(endpoint: str) -> Stack:
@@ -347,7 +358,7 @@ def test_ls_jobs_by_state_and_assets(stack: Stack) -> None:
         jobs[n] = stack.put_photo(key, (n, n, n))
         stack.record(jobs[n], key, state, at=f"2026-01-0{n + 1}T00:00:00.000Z")
         if state is JobState.SUCCEEDED:
-            stack.put_asset(jobs[n], key, f"glb {n}".encode())
+            stack.put_asset(jobs[n], key, glb("box"))
     succeeded = invoke_json("ls", "--state", "SUCCEEDED", *stack.flags)
     assert [j["job_id"] for j in succeeded] == [jobs[1], jobs[0]]  # newest first
     assert [j["job_id"] for j in invoke_json("ls", *stack.flags)] == [jobs[1], jobs[0], jobs[2]]
@@ -361,15 +372,16 @@ def test_ls_jobs_by_state_and_assets(stack: Stack) -> None:
 
 
 def test_history_and_get_every_version(stack: Stack, tmp_path: Path) -> None:
+    first_glb, second_glb = glb("box"), glb("sphere")
     key = "images/uploaded/kitchen/mug.jpg"
     asset_key = "3d_assets/uploaded/kitchen/mug.glb"
     first = stack.put_photo(key, (10, 0, 0))
     stack.record(first, key, JobState.SUCCEEDED, at="2026-01-01T00:00:00.000Z")
-    v1 = stack.put_asset(first, key, b"first asset")
+    v1 = stack.put_asset(first, key, first_glb)
     # Re-uploading the key with a new photo: new S3 version, new job, new asset version.
     second = stack.put_photo(key, (0, 10, 0))
     stack.record(second, key, JobState.SUCCEEDED, at="2026-01-02T00:00:00.000Z")
-    v2 = stack.put_asset(second, key, b"second asset")
+    v2 = stack.put_asset(second, key, second_glb)
 
     history = invoke_json("history", key, *stack.flags)
     assert [j["job_id"] for j in history["jobs"]] == [first, second]
@@ -390,14 +402,14 @@ def test_history_and_get_every_version(stack: Stack, tmp_path: Path) -> None:
         assert path == out / "mug.glb"
         return path.read_bytes()
 
-    assert get(key) == b"second asset"
-    assert get(key, "--version", first) == b"first asset"  # by the job that wrote it
-    assert get(key, "--version", first[:8]) == b"first asset"
-    assert get(f"s3://{stack.bucket}/{asset_key}", "--version", v1) == b"first asset"
-    assert get(second) == b"second asset"
+    assert get(key) == second_glb
+    assert get(key, "--version", first) == first_glb  # by the job that wrote it
+    assert get(key, "--version", first[:8]) == first_glb
+    assert get(f"s3://{stack.bucket}/{asset_key}", "--version", v1) == first_glb
+    assert get(second) == second_glb
     # Path-style URL on the (local) endpoint, as a person copies it from a listing.
     endpoint = stack.s3.meta.endpoint_url
-    assert get(f"{endpoint}/{stack.bucket}/{asset_key}?versionId={v1}") == b"first asset"
+    assert get(f"{endpoint}/{stack.bucket}/{asset_key}?versionId={v1}") == first_glb
 
     result = invoke("get", key, "--version", "nope", "-o", str(tmp_path), *stack.flags)
     assert result.exit_code == 1 and "No version 'nope'" in result.stderr
@@ -407,7 +419,7 @@ def test_get_refuses_an_unfinished_or_failed_job(stack: Stack, tmp_path: Path) -
     key = "images/uploaded/cup.jpg"
     done = stack.put_photo(key, (1, 2, 3))
     stack.record(done, key, JobState.SUCCEEDED, at="2026-01-01T00:00:00.000Z")
-    stack.put_asset(done, key, b"old asset")
+    stack.put_asset(done, key, glb("cylinder"))
     running = stack.put_photo(key, (3, 2, 1))
     stack.record(running, key, JobState.RUNNING, at="2026-01-02T00:00:00.000Z")
     result = invoke("get", key, "-o", str(tmp_path), *stack.flags)
