@@ -57,9 +57,9 @@ def _result_table(reports: list[JobReport]) -> Table:
     from rich.table import Table
 
     table = Table(title="results")
-    table.add_column("key")
+    table.add_column("key", overflow="fold")
     table.add_column("status")
-    table.add_column("asset")
+    table.add_column("asset", overflow="fold")
     table.add_column("seconds", justify="right")
     table.add_column("error", overflow="fold")
     for r in reports:
@@ -67,11 +67,21 @@ def _result_table(reports: list[JobReport]) -> Table:
         table.add_row(
             r.key,
             f"[{style}]{r.status}[/{style}]",
-            r.local_asset or r.asset_key or "",
+            _shown_path(r.local_asset) or r.asset_key or "",
             f"{r.seconds:.1f}" if r.seconds is not None else "",
             r.error or "",
         )
     return table
+
+
+def _shown_path(path: str | None) -> str | None:
+    """``path`` relative to the working directory when it lies below it (shorter to read)."""
+    if not path:
+        return None
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _live(err: Console, quiet: bool) -> contextlib.AbstractContextManager[object]:
