@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import sys
 import threading
 import uuid
 import zlib
@@ -296,20 +297,11 @@ def _mocked_stack() -> Iterator[Stack]:
             res = create_resources(ResourceNames(prefix=f"t{uuid.uuid4().hex[:8]}"))
             for name, value in res.lambda_env(job_ttl_days=7).items():
                 mp.setenv(name, value)
-            clients.reset_clients()
-            submit_calls: list[dict[str, Any]] = []
-
-            def count_submit(params: dict[str, Any], **_: Any) -> None:
-                submit_calls.append(params)
-
-            batch = clients.client("batch")
-            batch.meta.events.register("provide-client-params.batch.SubmitJob", count_submit)
+            _reset_lambda_caches()
             try:
-                yield Stack(res=res, submit_calls=submit_calls)
+                yield Stack(res=res, submit_calls=[])
             finally:
-                clients.reset_clients()
-                settings.ingest_settings.cache_clear()
-                settings.state_settings.cache_clear()
+                _reset_lambda_caches()
 
 
 @pytest.fixture
@@ -332,8 +324,34 @@ def stack(_mocked_stack: Stack) -> Iterator[Stack]:
                 stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     stack.submit_calls.clear()
     stack.events.clear()
-    settings.ingest_settings.cache_clear()
-    settings.state_settings.cache_clear()
-    yield stack
-    settings.ingest_settings.cache_clear()
-    settings.state_settings.cache_clear()
+
+    def count_submit(params: dict[str, Any], **_: Any) -> None:
+        stack.submit_calls.append(params)
+
+    # On the default session, so every client created from now on counts, whichever copy of
+    # the lambdas modules created it (the local pipeline re-imports them under its own env).
+    events = boto3.DEFAULT_SESSION.events if boto3.DEFAULT_SESSION else None
+    if events is None:
+        boto3.setup_default_session()
+        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+    events.register("provide-client-params.batch.SubmitJob", count_submit)
+    _reset_lambda_caches()
+    try:
+        yield stack
+    finally:
+        events.unregister("provide-client-params.batch.SubmitJob", count_submit)
+        _reset_lambda_caches()
+
+
+def _reset_lambda_caches() -> None:
+    """Forget cached settings and clients in every loaded copy of the lambdas modules."""
+    modules = {id(m): m for m in (clients, settings)}
+    for name in ("lambdas.common.clients", "lambdas.common.settings"):
+        if (module := sys.modules.get(name)) is not None:
+            modules[id(module)] = module
+    for module in modules.values():
+        if hasattr(module, "reset_clients"):
+            module.reset_clients()
+        else:
+            module.ingest_settings.cache_clear()
+            module.state_settings.cache_clear()

@@ -232,3 +232,24 @@ def test_a_failed_publish_releases_the_claim_for_the_retry(
     assert stack.state(event)["notified"] is True
     assert len(stack.notifications()) == 1
     assert JobStore(stack.res.table, 7).claim_notification(job_id) is None
+
+
+def test_a_reused_job_is_notified_once_without_a_content_rewrite(stack: Stack, job_id: str) -> None:
+    job = stack.job(job_id) or {}
+    stack.s3.put_object(Bucket=stack.res.bucket, Key=job["asset_key"], Body=b"glTF-binary")
+    stack.state(meshdrop_event("job-succeeded", stack, job_id))
+    stack.notifications()
+    stack.drain_events()
+
+    copy_id, _ = stack.upload("images/generated/copy.jpg", image_bytes())
+    [event] = stack.drain_events()
+    assert event["detail"]["reused"] is True
+    for _ in range(2):
+        stack.state(event)
+
+    [(message, attributes)] = stack.notifications()
+    assert (message["job_id"], message["reused"]) == (copy_id, True)
+    assert message["asset_key"] == "3d_assets/generated/copy.glb"
+    assert attributes == {"state": "SUCCEEDED", "category": "generated"}
+    content = [i for i in stack.all_items() if i["pk"].startswith("content#")]
+    assert [c["job_id"] for c in content] == [job_id]
