@@ -153,7 +153,7 @@ def upload_cmd(
         DownloadColumn(),
         TimeRemainingColumn(),
         console=err,
-        transient=as_json,
+        transient=True,  # the summary below replaces it; an error leaves one line only
     )
     with progress:
         files = progress.add_task("files", total=len(found.items))

@@ -490,19 +490,29 @@ def test_missing_bucket_table_and_stack(stack: Stack, tmp_path: Path) -> None:
     _one_line_error(invoke("ls", "--bucket", stack.bucket, "--stack", "nope"), "No job table")
 
 
-def test_access_denied(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_access_denied(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     iam = boto3.client("iam", region_name=REGION)
     user = f"viewer-{uuid.uuid4().hex[:8]}"
     iam.create_user(UserName=user)
+    # May list the bucket and query jobs, nothing else. (AWS authorises HeadBucket with
+    # s3:ListBucket; moto checks an action of its own name.)
+    allowed = ["dynamodb:Query", "s3:ListBucket", "s3:HeadBucket"]
     policy = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "dynamodb:Query", "Resource": "*"}],
+        "Statement": [{"Effect": "Allow", "Action": allowed, "Resource": "*"}],
     }
     iam.put_user_policy(UserName=user, PolicyName="jobs", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=user)["AccessKey"]
+    stack.put_photo("images/uploaded/a.jpg", (1, 2, 3))
+    for n in range(6):
+        (tmp_path / f"{n}.png").write_bytes(_png())
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
     # moto enforces IAM only when asked to; this server runs in this process.
     monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
-    _one_line_error(invoke("ls", "--assets", *stack.flags), "Access denied")
+    assert invoke("ls", "--assets", *stack.flags).exit_code == 0  # the policy is not a blanket
     _one_line_error(invoke("get", "images/uploaded/a.jpg", *stack.flags), "Access denied")
+    # Denied on PutObject after the bucket check passed: stops once, not six times.
+    result = invoke("upload", str(tmp_path), *stack.flags)
+    _one_line_error(result, "Access denied")
+    assert "PutObject" in result.stderr
