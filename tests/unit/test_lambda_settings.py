@@ -43,3 +43,21 @@ def test_state_settings_need_the_topic() -> None:
     settings = StateSettings.from_env({"TABLE_NAME": "jobs", "TOPIC_ARN": "arn:t"})
     with pytest.raises(AttributeError):
         settings.topic_arn = "other"  # type: ignore[misc]
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_the_ingest_handler_fails_loudly_without_its_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lambdas.common import settings
+    from lambdas.ingest.handler import lambda_handler
+    from tests.integration.conftest import FakeContext
+
+    for name in INGEST_ENV:
+        monkeypatch.delenv(name, raising=False)
+    settings.ingest_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match="TABLE_NAME"):
+            lambda_handler({"Records": []}, FakeContext())
+    finally:
+        settings.ingest_settings.cache_clear()
