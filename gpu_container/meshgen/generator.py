@@ -31,9 +31,9 @@ from .export import export_mesh, plain_colour
 from .mesh import (
     TARGET_SIZE_M,
     clean_mesh,
-    decimate,
     downsampled,
     mesh_from_volume,
+    mesh_within_budget,
     to_metres,
 )
 from .quality import front_view_iou, mesh_metrics
@@ -265,10 +265,10 @@ class Generator:
             mask_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA)
             volume = _prior_volume(analysis.kind, analysis, mask_g, g)
         inside_g = clean_mask(cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA))
-        full = clean_mesh(mesh_from_volume(volume))
-        mesh = decimate(full, spec.max_faces)
+        mesh = mesh_within_budget(volume, spec.max_faces)
         # Marching cubes' face count grows with the square of the sampling rate.
-        stride = max(1, int(np.ceil(np.sqrt(len(full.faces) / PREVIEW_FACES))))
+        surface = float(mesh.area) / volume.spacing**2  # in squared samples
+        stride = max(1, int(np.ceil(np.sqrt(2.0 * surface / PREVIEW_FACES))))
         preview = clean_mesh(mesh_from_volume(downsampled(volume, stride)))
         iou = front_view_iou(mesh, inside_g)
         if texture:

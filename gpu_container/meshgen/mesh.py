@@ -99,8 +99,12 @@ def clean_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 def decimate(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
     """Quadric decimation (fast-simplification) down to ``max_faces``, keeping it watertight.
 
-    If a decimation pass opens the surface, a gentler target is tried; the undecimated mesh
-    is the last resort, since a closed mesh matters more than the budget.
+    If a decimation pass opens the surface, slightly lower targets are tried.
+
+    Raises
+    ------
+    GenerationError
+        If no pass gives a closed mesh within the budget (see :func:`mesh_within_budget`).
     """
     if len(mesh.faces) <= max_faces:
         return mesh
@@ -128,3 +132,26 @@ def to_metres(mesh: trimesh.Trimesh, size_m: float = TARGET_SIZE_M) -> np.ndarra
     matrix[:3, 3] = -scale * np.array([centre[0], lo[1], centre[2]])
     mesh.apply_transform(matrix)
     return matrix
+
+
+def mesh_within_budget(volume: Volume, max_faces: int) -> trimesh.Trimesh:
+    """Closed mesh of ``volume`` with at most ``max_faces`` faces.
+
+    Decimation first; where it cannot keep a surface closed (fine, noisy detail, as a learned
+    field can have), the field is meshed again at coarser sampling, which marching cubes
+    always closes, and decimated from there.
+    """
+    full = clean_mesh(mesh_from_volume(volume))
+    try:
+        return decimate(full, max_faces)
+    except GenerationError:
+        pass
+    for stride in (2, 3, 4, 6, 8):
+        coarse = clean_mesh(mesh_from_volume(downsampled(volume, stride)))
+        if len(coarse.faces) <= max_faces and coarse.is_watertight:
+            return coarse
+        try:
+            return decimate(coarse, max_faces)
+        except GenerationError:
+            continue
+    raise GenerationError(f"could not make a closed mesh within {max_faces} faces")

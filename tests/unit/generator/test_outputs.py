@@ -1,0 +1,100 @@
+"""Thumbnail, glTF validator helper, evaluation metrics and the benchmark's command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import time
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from gpu_container.meshgen import Generator
+from gpu_container.meshgen.evaluation import run_case, silhouette_iou, surface_scores, true_mesh
+from gpu_container.meshgen.export import export_mesh
+from gpu_container.meshgen.scenes import render, scenes
+from gpu_container.meshgen.thumbnail import render_thumbnail
+from meshdrop.contract import AssetFormat, Preset
+from tests.helpers.gltf import assert_valid_gltf, validate_gltf
+
+
+def _coloured_sphere() -> trimesh.Trimesh:
+    mesh = trimesh.creation.icosphere(subdivisions=5, radius=0.15)  # 20480 faces
+    colours = np.tile(np.array([[220, 30, 30, 255]], np.uint8), (len(mesh.vertices), 1))
+    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colours)
+    return mesh
+
+
+def test_thumbnail_is_a_shaded_png_in_the_mesh_colour() -> None:
+    mesh = _coloured_sphere()
+    png = render_thumbnail(mesh, size=128)
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    assert image.shape == (128, 128, 3)
+    object_px = np.abs(image - 245).sum(axis=2) > 30
+    assert 0.3 < object_px.mean() < 0.8  # a sphere filling ~85% of the width
+    red = image[object_px]
+    assert (red[:, 0] > red[:, 1] + 40).mean() > 0.95
+    assert red[:, 0].std() > 10  # shaded, not a flat disc
+
+
+def test_thumbnail_of_a_preview_sized_mesh_is_fast() -> None:
+    mesh = trimesh.creation.icosphere(subdivisions=4)  # 5120 faces, above the preview budget
+    render_thumbnail(mesh)  # warm-up
+    start = time.perf_counter()
+    render_thumbnail(trimesh.creation.capsule(height=1.0, radius=0.3, count=[48, 48]))
+    # Budget 0.2 s on an idle core; generous here because the test machine is shared.
+    assert time.perf_counter() - start < 1.0
+
+
+def test_validator_reports_a_broken_glb() -> None:
+    mesh = trimesh.creation.box(extents=(0.1, 0.2, 0.3))
+    good = mesh.export(file_type="glb")
+    assert_valid_gltf(good)
+    length = struct.unpack_from("<I", good, 12)[0]
+    doc = json.loads(good[20 : 20 + length])
+    doc["accessors"][0]["count"] += 1000  # indices now run past their buffer view
+    blob = json.dumps(doc).encode()
+    blob += b" " * (-len(blob) % 4)
+    rest = good[20 + length :]
+    bad = (
+        struct.pack("<4sII", b"glTF", 2, 20 + len(blob) + len(rest))
+        + struct.pack("<II", len(blob), 0x4E4F534A)
+        + blob
+        + rest
+    )
+    assert validate_gltf(bad)["issues"]["numErrors"] > 0
+    with pytest.raises(AssertionError, match="error"):
+        assert_valid_gltf(bad)
+
+
+def test_exported_textured_glb_validates() -> None:
+    data = export_mesh(_coloured_sphere(), AssetFormat.GLB, texture=True)
+    report = assert_valid_gltf(data)
+    assert report["info"]["materialCount"] == 1
+    assert report["info"]["maxAttributes"] == 3  # POSITION, NORMAL, COLOR_0
+
+
+def test_surface_scores_tell_shapes_apart() -> None:
+    sphere, box = true_mesh(scenes()["sphere"], 48), true_mesh(scenes()["box"], 48)
+    f2, f5, chamfer = surface_scores(sphere.copy(), sphere)
+    assert f2 > 0.97 and chamfer < 0.01
+    f2, f5, chamfer = surface_scores(sphere.copy(), box)
+    assert f5 < 0.7 and chamfer > 0.03
+
+
+def test_silhouette_iou_of_the_true_shape_is_high() -> None:
+    scene = scenes()["bottle"]
+    _, mask = render(scene, size=128)
+    assert silhouette_iou(true_mesh(scene, 64), mask) > 0.95
+    assert silhouette_iou(true_mesh(scenes()["box"], 48), mask) < 0.6
+
+
+def test_one_evaluation_case_end_to_end() -> None:
+    generator = Generator(Generator.Config(thumbnail=False))
+    result = run_case(generator, "bottle", 0.0, 10.0, "gradient", preset=Preset.FAST, size=192)
+    assert result.prior == "revolution"
+    assert result.iou > 0.9
+    assert result.f_5 > 0.9
