@@ -94,7 +94,6 @@ class MonitoringConstruct(Construct):
             dimensions_map={"RuleName": failed_jobs_rule.rule_name},
             period=PERIOD,
             statistic="Sum",
-            label="Failed Batch jobs",
         )
         self._alarm(
             "FailedBatchJobs",
@@ -124,7 +123,10 @@ class MonitoringConstruct(Construct):
             ),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Failed Batch jobs", left=[self.failed_jobs_metric]),
+            cloudwatch.GraphWidget(
+                title="Failed Batch jobs",
+                left=[self.failed_jobs_metric.with_(label="Failed Batch jobs")],
+            ),
             cloudwatch.GraphWidget(
                 title="Dead-letter queues",
                 left=[

@@ -1,0 +1,124 @@
+"""Settings: every knob from cdk.json context, validated with errors that name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from infra.settings import CONTEXT_PREFIX, MeshdropSettings, SettingsError
+from meshdrop.contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from tests.infra.conftest import REPO_ROOT
+
+
+def cdk_json() -> dict:
+    return json.loads((REPO_ROOT / "cdk.json").read_text())
+
+
+def meshdrop_context() -> dict:
+    return {
+        k.removeprefix(CONTEXT_PREFIX): v
+        for k, v in cdk_json()["context"].items()
+        if k.startswith(CONTEXT_PREFIX)
+    }
+
+
+def test_cdk_json_lists_every_setting_with_the_code_defaults() -> None:
+    context = meshdrop_context()
+    assert set(context) == {f.name for f in dataclasses.fields(MeshdropSettings)}
+    assert MeshdropSettings.from_mapping(context) == MeshdropSettings()
+
+
+def test_cdk_json_runs_the_app_with_the_venv_and_sets_feature_flags() -> None:
+    doc = cdk_json()
+    assert doc["app"] == ".venv/bin/python app.py"
+    flags = [k for k in doc["context"] if k.startswith("@aws-cdk/")]
+    assert len(flags) > 20
+    assert doc["context"]["@aws-cdk/aws-batch:defaultToAL2023"] is True
+
+
+def test_image_limits_default_to_the_contract() -> None:
+    settings = MeshdropSettings()
+    assert settings.max_image_bytes == MAX_IMAGE_BYTES
+    assert settings.max_image_pixels == MAX_IMAGE_PIXELS
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        MeshdropSettings().max_vcpus = 1  # type: ignore[misc]
+
+
+def test_command_line_strings_are_converted() -> None:
+    # `cdk synth -c meshdrop:max_vcpus=64` hands the app strings.
+    settings = MeshdropSettings.from_mapping(
+        {
+            "max_vcpus": "64",
+            "spot": "false",
+            "gpu_instance_types": "g6.xlarge, g5",
+            "alarm_email": "ops@example.com",
+        }
+    )
+    assert settings.max_vcpus == 64
+    assert settings.spot is False
+    assert settings.gpu_instance_types == ("g6.xlarge", "g5")
+    assert settings.alarm_email == "ops@example.com"
+    assert MeshdropSettings.from_mapping({"gpu_instance_types": '["g4dn"]'}).gpu_instance_types == (
+        "g4dn",
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"max_vcpus": 0}, r"meshdrop:max_vcpus=0: expected an integer in \[1, 10000\]"),
+        ({"max_vcpus": True}, "meshdrop:max_vcpus=True: expected an integer"),
+        ({"spot": "maybe"}, "meshdrop:spot='maybe': expected true or false"),
+        ({"gpu_instance_types": []}, "non-empty list"),
+        ({"gpu_instance_types": ["g5", "G5"]}, "duplicate instance types"),
+        ({"gpu_instance_types": ["not a type"]}, "not instance families or types"),
+        ({"log_retention_days": 31}, "meshdrop:log_retention_days=31: expected one of 1, 3"),
+        ({"alarm_email": "nobody"}, "meshdrop:alarm_email='nobody': expected an e-mail"),
+        ({"removal_policy": "keep"}, "expected one of retain, destroy, snapshot"),
+        ({"lambda_architecture": "riscv"}, "expected one of arm64, x86_64"),
+        ({"job_attempts": 11}, r"\[1, 10\]"),
+        ({"weights_s3_uri": "https://x"}, "s3://bucket/prefix"),
+        ({"account": "123456789012"}, "set both meshdrop:account and meshdrop:region"),
+        ({"weights_url": "https://example.com/w.tgz"}, "needs meshdrop:weights_sha256"),
+        (
+            {
+                "weights_url": "https://example.com/w.tgz",
+                "weights_sha256": "a" * 64,
+                "weights_s3_uri": "s3://bucket/weights/",
+            },
+            "choose one of",
+        ),
+        ({"job_vcpus": 8, "max_vcpus": 4}, "no job could ever start"),
+        ({"max_vcpu": 4}, "unknown setting.*meshdrop:max_vcpu"),
+    ],
+)
+def test_bad_values_fail_with_the_key_named(raw: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        MeshdropSettings.from_mapping(raw)
+
+
+def test_environment_is_agnostic_unless_both_account_and_region_are_set() -> None:
+    assert MeshdropSettings().environment is None
+    settings = MeshdropSettings.from_mapping({"account": "123456789012", "region": "eu-west-1"})
+    assert settings.environment == {"account": "123456789012", "region": "eu-west-1"}
+
+
+def test_empty_strings_mean_unset() -> None:
+    settings = MeshdropSettings.from_mapping({"alarm_email": "", "weights_s3_uri": ""})
+    assert settings.alarm_email is None
+    assert settings.weights_s3_uri is None
+
+
+def test_from_context_reads_the_app_context() -> None:
+    from aws_cdk import App
+
+    app = App(context={"meshdrop:max_vcpus": 8, "meshdrop:spot": False, "unrelated": 1})
+    settings = MeshdropSettings.from_context(app.node)
+    assert settings.max_vcpus == 8
+    assert settings.spot is False
+    assert settings.gpu_instance_types == ("g5", "g6")

@@ -1,0 +1,76 @@
+"""State construct: the job table as the contract describes it, and the state function."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Template
+
+from meshdrop.contract import jobs, wiring
+from tests.infra.helpers import as_list, logical_ref, role_statements, single
+
+STATE_HANDLER = "lambdas.state.handler.lambda_handler"
+
+
+def table(template: Template) -> dict[str, Any]:
+    _, found = single(template.find_resources("AWS::DynamoDB::GlobalTable"))
+    return found
+
+
+def test_table_is_on_demand_encrypted_with_pitr_and_ttl(template: Template) -> None:
+    props = table(template)["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {
+        "AttributeName": jobs.TTL_ATTRIBUTE,
+        "Enabled": True,
+    }
+    (replica,) = props["Replicas"]
+    assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert replica["DeletionProtectionEnabled"] is True
+    assert table(template)["DeletionPolicy"] == "Retain"
+
+
+def test_table_keys_and_indexes_follow_the_contract(template: Template) -> None:
+    props = table(template)["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": jobs.TABLE_PK, "KeyType": "HASH"}]
+    indexes = {i["IndexName"]: i for i in props["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {jobs.GSI_BY_STATE, jobs.GSI_BY_SOURCE}
+    assert indexes[jobs.GSI_BY_STATE]["KeySchema"] == [
+        {"AttributeName": jobs.GSI_BY_STATE_PK, "KeyType": "HASH"},
+        {"AttributeName": jobs.GSI_BY_STATE_SK, "KeyType": "RANGE"},
+    ]
+    assert indexes[jobs.GSI_BY_SOURCE]["KeySchema"] == [
+        {"AttributeName": jobs.GSI_BY_SOURCE_PK, "KeyType": "HASH"},
+        {"AttributeName": jobs.GSI_BY_SOURCE_SK, "KeyType": "RANGE"},
+    ]
+    assert all(i["Projection"] == {"ProjectionType": "ALL"} for i in indexes.values())
+
+
+def test_state_function_is_configured_from_the_contract(template: Template) -> None:
+    (fn,) = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": STATE_HANDLER}}
+    ).values()
+    props = fn["Properties"]
+    env = props["Environment"]["Variables"]
+    assert logical_ref(env[wiring.ENV_TABLE_NAME]).startswith("StateJobs")
+    assert logical_ref(env[wiring.ENV_TOPIC_ARN]).startswith("NotificationsTopic")
+    assert env[wiring.ENV_JOB_TTL_DAYS] == "90"
+    assert props["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_state_function_may_use_the_table_and_publish_only(template: Template) -> None:
+    statements = role_statements(template, "StateFunctionServiceRole")
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert "sns:Publish" in actions
+    assert not any(a.startswith(("s3:", "batch:", "events:")) for a in actions)
+    (publish,) = [s for s in statements if s["Action"] == "sns:Publish"]
+    assert logical_ref(publish["Resource"]).startswith("NotificationsTopic")
+    table_statements = [s for s in statements if "dynamodb:UpdateItem" in as_list(s["Action"])]
+    (st,) = table_statements
+    resources = as_list(st["Resource"])
+    # The table and its two indexes, each named: no index/* wildcard.
+    assert len(resources) == 3
+    joined = [r["Fn::Join"][1][-1] for r in resources if "Fn::Join" in r]
+    assert sorted(joined) == sorted([f"/index/{jobs.GSI_BY_STATE}", f"/index/{jobs.GSI_BY_SOURCE}"])
+    assert "dynamodb:Scan" not in as_list(st["Action"])
