@@ -29,7 +29,7 @@ from meshdrop.contract import (
 )
 from meshdrop.contract.jobs import GSI_BY_SOURCE, GSI_BY_SOURCE_PK, TABLE_PK
 
-from .pumps import IngestPump, StatePump, load_handlers, purge_lambda_modules
+from .pumps import IngestPump, StatePump, load_handlers, reset_lambda_caches
 from .resources import LocalResources, ResourceNames, create_resources
 from .runner import BatchRunner
 from .server import LocalAws, local_aws
@@ -184,13 +184,13 @@ class LocalPipeline:
         runner = getattr(self, "runner", None)
         if runner is not None:
             runner.shutdown()
-        purge_lambda_modules()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
         self._saved_env.clear()
+        reset_lambda_caches()  # no cached client may outlive this run's endpoint
         if self._work_dir_obj is not None:
             self._work_dir_obj.cleanup()
 

@@ -61,22 +61,29 @@ class LambdaContext:
         )
 
 
-def purge_lambda_modules() -> None:
-    """Forget imported ``lambdas.*`` modules so the next import reads the environment afresh."""
-    for name in [m for m in sys.modules if m.startswith("lambdas.")]:
-        del sys.modules[name]
+def reset_lambda_caches() -> None:
+    """Clear the per-container caches (settings, boto3 clients) of imported ``lambdas.*``.
+
+    The functions cache what they read from the environment and the clients they create, as
+    a warm Lambda container does. A new local run (or a test after it) has another endpoint
+    and other resource names, so those caches must go. Modules are kept, not re-imported:
+    code that already holds them (tests, fixtures) keeps working with the same objects.
+    """
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith("lambdas."):
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()
 
 
 def load_handlers(env: Mapping[str, str]) -> tuple[ModuleType, ModuleType]:
-    """Import the ingest and state handler modules under ``env`` (set into ``os.environ``).
-
-    Modules already imported (by an earlier run in this process, or a test) are dropped first:
-    they hold settings and clients of another environment.
-    """
+    """The ingest and state handler modules, configured by ``env`` (set into ``os.environ``)."""
     import os
 
     os.environ.update(env)
-    purge_lambda_modules()
+    reset_lambda_caches()
     return importlib.import_module(INGEST_HANDLER_MODULE), importlib.import_module(
         STATE_HANDLER_MODULE
     )
