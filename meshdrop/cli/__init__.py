@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 
 #: Modules (relative to this package) whose ``register(app)`` adds commands.
-COMMAND_MODULES: tuple[str, ...] = (".local", ".generate")
+COMMAND_MODULES: tuple[str, ...] = (".local", ".generate", ".remote")
 
 
 def _register_commands() -> None:

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,20 +28,18 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from meshdrop.contract import AssetFormat, Category, JobOptions, JobState, Preset
+from meshdrop.cli.options import FormatOption, NoTextureOption, PresetOption, job_options
+from meshdrop.contract import Category, JobState, Preset
 from meshdrop.contract.wiring import CLI_ENV_BUCKET, CLI_ENV_STACK, CLI_ENV_TABLE
-from meshdrop.remote.assets import asset_versions, download, list_assets, resolve_asset
-from meshdrop.remote.client import Remote
-from meshdrop.remote.errors import RemoteError
-from meshdrop.remote.jobs import (
-    JobRecord,
-    count_by_state,
-    find_job,
-    jobs_by_state,
-    jobs_for_source,
-    source_key_of,
-)
-from meshdrop.remote.upload import DEFAULT_WORKERS, UploadResult, collect, upload
+from meshdrop.remote import DEFAULT_WORKERS, RemoteError
+
+if TYPE_CHECKING:
+    from meshdrop.remote.client import Remote
+    from meshdrop.remote.jobs import JobRecord
+    from meshdrop.remote.upload import UploadResult
+
+# boto3 (and so meshdrop.remote's AWS modules) is imported inside the commands, so that
+# `meshdrop --help` and the local commands do not pay for it.
 
 out = Console()
 err = Console(stderr=True)
@@ -50,7 +48,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 StackOpt = Annotated[
     str | None,
-    typer.Option("--stack", envvar=CLI_ENV_STACK, help="CloudFormation stack name [meshdrop]."),
+    typer.Option(
+        "--stack", envvar=CLI_ENV_STACK, help="CloudFormation stack name (default: meshdrop)."
+    ),
 ]
 BucketOpt = Annotated[
     str | None, typer.Option("--bucket", envvar=CLI_ENV_BUCKET, help="Bucket (skips the stack).")
@@ -79,7 +79,9 @@ def _handled(func: F) -> F:
 def _connect(
     stack: str | None, bucket: str | None, table: str | None, region: str | None
 ) -> Remote:
-    return Remote.connect(stack=stack, bucket=bucket, table=table, region=region)
+    from meshdrop.remote.client import Remote as Client
+
+    return Client.connect(stack=stack, bucket=bucket, table=table, region=region)
 
 
 def _print_json(data: Any) -> None:
@@ -126,9 +128,9 @@ def upload_cmd(
     category: Annotated[Category, typer.Option(help="Category folder under images/.")] = (
         Category.UPLOADED
     ),
-    preset: Annotated[Preset, typer.Option(help="Quality preset.")] = Preset.BALANCED,
-    fmt: Annotated[AssetFormat, typer.Option("--format", help="Asset format.")] = AssetFormat.GLB,
-    no_texture: Annotated[bool, typer.Option("--no-texture", help="Untextured mesh.")] = False,
+    preset: PresetOption = Preset.BALANCED,
+    fmt: FormatOption = None,
+    no_texture: NoTextureOption = False,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel uploads.")] = (
         DEFAULT_WORKERS
     ),
@@ -139,12 +141,14 @@ def upload_cmd(
     region: RegionOpt = None,
 ) -> None:
     """Upload photos; each becomes a job. Options travel as object metadata."""
+    from meshdrop.remote.upload import collect, upload
+
     found = collect(paths)
     if not found.items and not found.rejected:
         raise RemoteError("No images found (extensions: jpg, jpeg, png, bmp, tiff, webp).")
     remote = _connect(stack, bucket, table, region)
     remote.check_bucket()
-    options = JobOptions(texture=not no_texture, format=fmt, preset=preset)
+    options = job_options(preset, fmt, no_texture)
     total_bytes = sum(i.size for i in found.items)
     progress = Progress(
         TextColumn("[bold]uploading"),
@@ -229,6 +233,8 @@ def status_cmd(
     region: RegionOpt = None,
 ) -> None:
     """One job's record, or a summary of all jobs by state."""
+    from meshdrop.remote.jobs import count_by_state, find_job, jobs_by_state
+
     remote = _connect(stack, bucket, table, region)
     if ref is not None:
         job = find_job(remote, ref)
@@ -281,6 +287,8 @@ def watch_cmd(
     region: RegionOpt = None,
 ) -> None:
     """Follow jobs live until all are finished. Exit 0 only if all succeeded."""
+    from meshdrop.remote.jobs import find_job, jobs_by_state
+
     remote = _connect(stack, bucket, table, region)
     if not refs:
         pending = [JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING]
@@ -338,6 +346,8 @@ def get_cmd(
     region: RegionOpt = None,
 ) -> None:
     """Download an asset (through a presigned URL)."""
+    from meshdrop.remote.assets import download, resolve_asset
+
     remote = _connect(stack, bucket, table, region)
     target = resolve_asset(remote, ref, version)
     path = download(remote, target, out_dir)
@@ -357,6 +367,9 @@ def ls_cmd(
     region: RegionOpt = None,
 ) -> None:
     """List jobs by state (newest first), or the assets in the bucket."""
+    from meshdrop.remote.assets import list_assets
+    from meshdrop.remote.jobs import jobs_by_state
+
     remote = _connect(stack, bucket, table, region)
     if assets:
         found = list(list_assets(remote, prefix))
@@ -390,6 +403,9 @@ def history_cmd(
     region: RegionOpt = None,
 ) -> None:
     """Every upload (job) of one source key and every version of its asset."""
+    from meshdrop.remote.assets import asset_versions
+    from meshdrop.remote.jobs import jobs_for_source, source_key_of
+
     remote = _connect(stack, bucket, table, region)
     bucket_name, source_key = source_key_of(remote, ref)
     jobs = jobs_for_source(remote, source_key)

@@ -19,6 +19,8 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 
+from . import RemoteError
+
 _ACCESS_DENIED = {
     "AccessDenied",
     "AccessDeniedException",
@@ -33,9 +35,7 @@ _ACCESS_DENIED = {
 _NO_BUCKET = {"NoSuchBucket"}
 _NO_KEY = {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}
 
-
-class RemoteError(Exception):
-    """A failure with a one-line, actionable message (``str(err)``)."""
+__all__ = ["RemoteError", "error_code", "explain", "guard", "is_fatal"]
 
 
 def error_code(err: ClientError) -> str:

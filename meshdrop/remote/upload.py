@@ -20,10 +20,9 @@ from meshdrop.contract import (
     source_key_for,
 )
 
+from . import DEFAULT_WORKERS
 from .client import Remote
 from .errors import RemoteError, explain, is_fatal
-
-DEFAULT_WORKERS = 8
 
 
 @dataclass(frozen=True, slots=True)
