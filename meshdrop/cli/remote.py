@@ -309,7 +309,11 @@ def watch_cmd(
                 table.add_row(ref, "[dim]waiting for a record[/]", "", "", "")
                 continue
             seconds = f"{job.seconds:.1f}" if job.seconds is not None else ""
-            table.add_row(ref, _state(job.state), job.asset_key or "", seconds, job.error or "")
+            shown = _state(job.state)
+            if not job.terminal and job.raw.get("stage"):
+                # Progress events from the generator: stage and fraction done.
+                shown += f" {job.raw['stage']} {float(job.raw.get('progress', 0)):.0%}"
+            table.add_row(ref, shown, job.asset_key or "", seconds, job.error or "")
         return table
 
     with Live(render(), console=err, refresh_per_second=4) as live:

@@ -443,9 +443,16 @@ def test_watch_returns_when_all_jobs_are_terminal(stack: Stack) -> None:
     result = invoke("watch", ok, bad, *stack.flags, "--interval", "0.1", "--timeout", "5")
     assert result.exit_code == 1 and "quality gate" in result.output
     pending = stack.put_photo("images/uploaded/c.jpg", (7, 7, 7))
-    stack.record(pending, "images/uploaded/c.jpg", JobState.RUNNING)
+    stack.record(
+        pending,
+        "images/uploaded/c.jpg",
+        JobState.RUNNING,
+        stage="reconstruct",
+        progress=Decimal("0.5"),
+    )
     result = invoke("watch", pending, *stack.flags, "--interval", "0.1", "--timeout", "0.3")
     assert result.exit_code == 1 and "Gave up" in result.stderr
+    assert "reconstruct 50%" in result.stderr
 
 
 # -- errors people can fix ----------------------------------------------------------------------
