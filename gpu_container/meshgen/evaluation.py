@@ -43,6 +43,7 @@ CASES: tuple[tuple[str, float, float, str], ...] = (
     ("box", 30.0, 10.0, "gradient"),
     ("mug", 0.0, 0.0, "plain"),
     ("mug", 20.0, 10.0, "gradient"),
+    ("can", 0.0, 0.0, "gradient"),
     ("sphere", 0.0, 0.0, "plain"),
     ("sphere", 0.0, 10.0, "gradient"),
 )

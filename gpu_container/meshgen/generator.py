@@ -252,7 +252,7 @@ class Generator:
                 f"segmentation must be (s, s, 3) rgb and (s, s) mask, got {rgb.shape}, {mask.shape}"
             )
         g = spec.grid
-        analysis = analyse_outline(mask)  # raises BadInputError when there is no object
+        analysis = analyse_outline(mask, rgb)  # raises BadInputError when there is no object
         if self.model is not None:
             # The learned model saw photos as they are: no de-tilting, no prior.
             tilt = 0.0

@@ -118,6 +118,7 @@ def scenes() -> dict[str, Scene]:
             (200, 60, 50),
         ),
         "sphere": Scene("sphere", sphere(0.6), (70, 90, 200)),
+        "can": Scene("can", revolved(np.array([[0.4, -0.7], [0.4, 0.7]])), (180, 40, 40)),
     }
 
 

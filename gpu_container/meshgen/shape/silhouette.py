@@ -139,13 +139,16 @@ def mirror_about(binary: np.ndarray, axis: float) -> np.ndarray:
     return out
 
 
-def analyse_outline(mask: np.ndarray) -> OutlineAnalysis:
+def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineAnalysis:
     """Find the symmetry axis and pick the shape prior for a segmented object.
 
     Parameters
     ----------
     mask
         ``(s, s)`` float 0..1 foreground mask of the segmented photo.
+    rgb
+        ``(s, s, 3)`` uint8 photo. With it, a flat-sided outline whose shading varies smoothly
+        across its width (a can, a jar seen straight on) is revolved rather than boxed.
     """
     small = cv2.resize(
         np.asarray(mask, np.float32), (ANALYSIS_SIZE, ANALYSIS_SIZE), interpolation=cv2.INTER_AREA
@@ -176,6 +179,12 @@ def analyse_outline(mask: np.ndarray) -> OutlineAnalysis:
 
     if len(poly) <= 6 and solidity > 0.96:
         kind = PriorKind.BOX
+        if rgb is not None and core_fraction >= 0.9:
+            small_rgb = cv2.resize(
+                rgb, (ANALYSIS_SIZE, ANALYSIS_SIZE), interpolation=cv2.INTER_AREA
+            )
+            if shading_is_curved(rotate(small_rgb, tilt), upright):
+                kind = PriorKind.REVOLUTION
     elif core_fraction >= 0.9 or (core_fraction >= 0.7 and core_fraction + handle_fraction >= 0.95):
         kind = PriorKind.REVOLUTION
     else:
@@ -210,3 +219,35 @@ def _handle_fraction(upright: np.ndarray, core: np.ndarray, axis: float) -> floa
     if np.all(sides > 0) or np.all(sides < 0):
         return float(sizes[big - 1].sum()) / float(upright.sum())
     return 0.0
+
+
+def shading_is_curved(rgb: np.ndarray, inside: np.ndarray) -> bool:
+    """Whether brightness across the object changes smoothly (a curved side) rather than in
+    at most one step (one or two flat faces of a box).
+
+    Parameters
+    ----------
+    rgb
+        ``(s, s, 3)`` uint8 photo, upright.
+    inside
+        ``(s, s)`` bool object mask, same frame.
+    """
+    lum = rgb.astype(np.float32).mean(axis=2)  # (s, s) float
+    rows = np.flatnonzero(inside.any(axis=1))
+    band = slice(rows[0] + len(rows) // 5, rows[-1] - len(rows) // 5 + 1)
+    core = ndimage.binary_erosion(inside, iterations=2)[band]
+    cols = np.flatnonzero(core.all(axis=0))
+    if cols.size < 12:
+        return False
+    profile = np.median(lum[band][:, cols], axis=0)  # (k,) float, left to right
+    spread = float(profile.std())
+    if spread < 4.0:  # evenly lit: a flat face towards the camera
+        return False
+    # Best fit by two constant pieces (one edge between two faces).
+    csum, csq = np.cumsum(profile), np.cumsum(profile**2)
+    n = np.arange(1, len(profile))
+    left_var = csq[:-1] - csum[:-1] ** 2 / n
+    right_n = len(profile) - n
+    right_var = (csq[-1] - csq[:-1]) - (csum[-1] - csum[:-1]) ** 2 / right_n
+    step_residual = float(np.sqrt(np.min(left_var + right_var) / len(profile)))
+    return step_residual > 0.3 * spread

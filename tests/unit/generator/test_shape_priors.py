@@ -38,7 +38,18 @@ def _slice_radii(mesh: trimesh.Trimesh, height: float) -> np.ndarray:
     ],
 )
 def test_outline_picks_the_prior(name: str, kind: PriorKind) -> None:
-    assert analyse_outline(rendered(name).mask).kind is kind
+    seg = rendered(name)
+    assert analyse_outline(seg.mask, seg.rgb).kind is kind
+
+
+def test_shading_tells_a_can_from_a_box() -> None:
+    can = rendered("can")
+    # Seen straight on a can's outline is a rectangle: only its shading says it is round.
+    assert analyse_outline(can.mask).kind is PriorKind.BOX
+    assert analyse_outline(can.mask, can.rgb).kind is PriorKind.REVOLUTION
+    # A box turned to show two faces has a step in brightness, not a gradient.
+    turned = rendered("box", yaw=30.0, elevation=10.0, background="gradient")
+    assert analyse_outline(turned.mask, turned.rgb).kind is PriorKind.BOX
 
 
 def test_asymmetric_outline_falls_back_to_inflation() -> None:
