@@ -193,21 +193,23 @@ def count_by_state(remote: Remote) -> dict[JobState, int]:
     return counts
 
 
-def current_job_id(remote: Remote, bucket: str, source_key: str) -> str | None:
-    """Job id of the object's current version (``None`` when the object is gone)."""
+def current_job_ids(remote: Remote, bucket: str, source_key: str) -> list[str]:
+    """Possible job ids of the object's current version (empty when the object is gone).
+
+    The ingest function derives the id from the notification's version id, or from the ETag
+    when the notification has none (unversioned buckets; moto's S3 notifications), so both
+    candidates are returned, version first.
+    """
     try:
         head = remote.s3.head_object(Bucket=bucket, Key=source_key)
     except ClientError as err:
         if error_code(err) in {"404", "NoSuchKey", "NotFound"}:
-            return None
+            return []
         raise (explain(err, what=f"s3://{bucket}/{source_key}") or err) from None
     except BotoCoreError as err:
         raise (explain(err) or err) from None
-    # job_id_for takes the version id on versioned buckets, else the ETag (unquoted).
-    version = head.get("VersionId")
-    if not version or version == "null":
-        version = head["ETag"].strip('"')
-    return job_id_for(bucket, source_key, version)
+    stamps = [head.get("VersionId"), head["ETag"].strip('"')]
+    return [job_id_for(bucket, source_key, s) for s in stamps if s and s != "null"]
 
 
 def source_key_of(remote: Remote, ref: str) -> tuple[str, str]:
@@ -252,8 +254,11 @@ def find_job(remote: Remote, ref: str) -> JobRecord | None:
     if JOB_ID.match(ref):
         return get_job(remote, ref)
     bucket, source_key = source_key_of(remote, ref)
-    job_id = current_job_id(remote, bucket, source_key)
-    if job_id is not None:
-        return get_job(remote, job_id)
+    candidates = current_job_ids(remote, bucket, source_key)
+    for job_id in candidates:
+        if (job := get_job(remote, job_id)) is not None:
+            return job
+    if candidates:
+        return None  # uploaded, not yet ingested
     jobs = jobs_for_source(remote, source_key)
     return jobs[-1] if jobs else None

@@ -344,6 +344,14 @@ def test_status_of_a_job_a_key_and_the_summary(stack: Stack) -> None:
     }  # fmt: skip
     assert summary["recent"][-1]["job_id"] == first  # oldest update last
 
+    # Without a version id in the notification (moto, unversioned buckets) the ingest
+    # function keys the job on the ETag; a key still finds it.
+    etag_key = "images/uploaded/plain.jpg"
+    etag = stack.s3.put_object(Bucket=stack.bucket, Key=etag_key, Body=_jpeg((4, 4, 4)))["ETag"]
+    by_etag = job_id_for(stack.bucket, etag_key, etag.strip('"'))
+    stack.record(by_etag, etag_key, JobState.ACCEPTED)
+    assert invoke_json("status", etag_key, *stack.flags)["job_id"] == by_etag
+
     result = invoke("status", "0" * 32, *stack.flags)
     assert result.exit_code == 1 and "No job record" in result.stderr
 
