@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         return 0
     print(
-        f"{'preset':9} {'runs':>4} {'median s':>9} {'max s':>7} {'goal s':>6}  "
+        f"{'preset':9} {'runs':>4} {'median s':>9} {'max s':>7} {'cpu s':>6} {'goal s':>6}  "
         f"{'background':>10} {'reconstruct':>11} {'export':>7} {'heap MiB':>8} {'RSS MiB':>8}"
     )
     for r in rows:
