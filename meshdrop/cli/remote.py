@@ -67,11 +67,22 @@ def _handled(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from meshdrop.remote.errors import explain
+
         try:
             return func(*args, **kwargs)
         except RemoteError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            message = str(e)
+        except (BotoCoreError, ClientError) as e:
+            # Raised outside a guarded call (client creation: no region, say).
+            known = explain(e)
+            if known is None:
+                raise
+            message = str(known)
+        err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]
 

@@ -123,6 +123,8 @@ class Remote:
         region: str | None = None,
         session: boto3.Session | None = None,
     ) -> Remote:
+        # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what Lambda and most SDKs use.
+        region = region or os.environ.get("AWS_REGION") or None
         session = session or boto3.Session(region_name=region)
         cfn = session.client("cloudformation", config=_CONFIG)
         return cls(discover(cfn, stack=stack, bucket=bucket, table=table), session)

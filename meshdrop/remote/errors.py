@@ -70,7 +70,10 @@ def explain(err: Exception, *, what: str = "") -> RemoteError | None:
     if isinstance(err, TokenRetrievalError):
         return RemoteError(f"AWS credentials expired: log in again (aws sso login). {err}")
     if isinstance(err, NoRegionError):
-        return RemoteError("No AWS region configured: set AWS_REGION or pass --region.")
+        return RemoteError(
+            "No AWS region configured: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, "
+            "or set region in ~/.aws/config."
+        )
     if isinstance(err, EndpointConnectionError):
         return RemoteError(f"Cannot reach {err.kwargs.get('endpoint_url', 'the AWS endpoint')}.")
     if not isinstance(err, ClientError):

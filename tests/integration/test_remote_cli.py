@@ -481,6 +481,15 @@ def test_missing_credentials(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> N
     _one_line_error(invoke("ls"), "No AWS credentials")  # during stack discovery
 
 
+def test_missing_region(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    _one_line_error(invoke("ls", "--assets", *stack.flags), "No AWS region configured")
+    # AWS_REGION alone is enough (botocore itself reads only AWS_DEFAULT_REGION).
+    monkeypatch.setenv("AWS_REGION", REGION)
+    assert invoke("ls", "--assets", *stack.flags).exit_code == 0
+
+
 def test_upload_without_credentials_stops_at_once(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
