@@ -264,7 +264,9 @@ class Generator:
             rgb_up = rotate(rgb, tilt)
             mask_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA)
             volume = _prior_volume(analysis.kind, analysis, mask_g, g)
-        inside_g = clean_mask(cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA))
+        # The whole foreground, not only the part reconstructed: a second object the mesh
+        # left out must count against it.
+        inside_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA) >= 0.5
         mesh = mesh_within_budget(volume, spec.max_faces)
         # Marching cubes' face count grows with the square of the sampling rate.
         surface = float(mesh.area) / volume.spacing**2  # in squared samples

@@ -14,6 +14,7 @@ from PIL import Image
 from gpu_container.meshgen import GenerationResult, Generator
 from gpu_container.meshgen.errors import BadInputError, QualityError
 from gpu_container.meshgen.mesh import TARGET_SIZE_M
+from gpu_container.meshgen.scenes import SyntheticSegmentation
 from meshdrop.contract import AssetFormat, JobOptions, Preset, Stage
 from tests.helpers.gltf import assert_valid_gltf
 from tests.helpers.photos import make_photo
@@ -142,6 +143,20 @@ def test_quality_gate_trips_with_the_reason() -> None:
         strict.generate_from_segmentation(rendered("box"), JobOptions(preset=Preset.FAST))
     assert err.value.metrics["iou"] < 0.999
     assert err.value.metrics["faces"] > 0
+
+
+def test_quality_gate_trips_when_half_the_foreground_is_left_out() -> None:
+    """Two objects side by side: one mesh cannot stand for both, and the gate says so."""
+    seg = rendered("sphere", size=64)  # one ball filling most of a 64 x 64 square
+    rgb = np.full((128, 128, 3), 245, np.uint8)
+    mask = np.zeros((128, 128), np.float32)
+    for left in (0, 64):  # two balls side by side, not touching
+        rgb[32:96, left : left + 64] = seg.rgb
+        mask[32:96, left : left + 64] = seg.mask
+    both = SyntheticSegmentation(rgb, mask)
+    with pytest.raises(QualityError, match="IoU") as err:
+        Generator().generate_from_segmentation(both, JobOptions(preset=Preset.FAST))
+    assert err.value.metrics["iou"] < 0.6
 
 
 def test_generate_from_photo_bytes_reports_stages(generator: Generator) -> None:
