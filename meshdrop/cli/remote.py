@@ -60,6 +60,8 @@ TableOpt = Annotated[
 ]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+IntervalOpt = Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")]
+TimeoutOpt = Annotated[float, typer.Option(help="Give up after this many seconds.")]
 
 
 def _handled(func: F) -> F:
@@ -145,6 +147,11 @@ def upload_cmd(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel uploads.")] = (
         DEFAULT_WORKERS
     ),
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Then follow the jobs until all are finished.")
+    ] = False,
+    interval: IntervalOpt = 2.0,
+    timeout: TimeoutOpt = 3600.0,
     as_json: JsonOpt = False,
     stack: StackOpt = None,
     bucket: BucketOpt = None,
@@ -186,8 +193,8 @@ def upload_cmd(
             workers=workers,
             on_done=advance,
         )
-    failures = [(str(p), reason) for p, reason in found.rejected]
-    failures += [(str(r.item.path), r.error or "") for r in results if not r.ok]
+    rejected = [(str(p), reason) for p, reason in found.rejected]
+    failures = rejected + [(str(r.item.path), r.error or "") for r in results if not r.ok]
     if as_json:
         _print_json(
             {
@@ -202,7 +209,7 @@ def upload_cmd(
                     }
                     for r in results
                 ],
-                "rejected": [{"path": p, "error": e} for p, e in failures[: len(found.rejected)]],
+                "rejected": [{"path": p, "error": e} for p, e in rejected],
                 "skipped": found.skipped,
             }
         )
@@ -224,7 +231,11 @@ def upload_cmd(
             for path, reason in failures:
                 table.add_row(path, reason)
             err.print(table)
-    if failures:
+    succeeded = True
+    if wait and (keys := [r.key for r in results if r.ok and r.key]):
+        # Follow by key: the key finds its job whichever way ingest derived the job id.
+        succeeded = _follow(remote, keys, interval, timeout)
+    if failures or not succeeded:
         raise typer.Exit(1)
 
 
@@ -284,29 +295,16 @@ def status_cmd(
         out.print(_jobs_table(latest, title="most recent"))
 
 
-@_handled
-def watch_cmd(
-    refs: Annotated[
-        list[str] | None,
-        typer.Argument(help="Job ids, keys or URLs; none: every job not yet finished."),
-    ] = None,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")] = 2.0,
-    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 3600.0,
-    stack: StackOpt = None,
-    bucket: BucketOpt = None,
-    table: TableOpt = None,
-    region: RegionOpt = None,
-) -> None:
-    """Follow jobs live until all are finished. Exit 0 only if all succeeded."""
-    from meshdrop.remote.jobs import find_job, jobs_by_state
+def _follow(remote: Remote, refs: list[str], interval: float, timeout: float) -> bool:
+    """Show ``refs``' jobs live until all are terminal; whether all succeeded.
 
-    remote = _connect(stack, bucket, table, region)
-    if not refs:
-        pending = [JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING]
-        refs = [j.job_id for s in pending for j in jobs_by_state(remote, s)]
-        if not refs:
-            out.print("no unfinished jobs")
-            return
+    Raises
+    ------
+    RemoteError
+        ``timeout`` seconds passed first.
+    """
+    from meshdrop.remote.jobs import find_job
+
     deadline = time.monotonic() + timeout
     jobs: dict[str, JobRecord | None] = {}
 
@@ -314,7 +312,7 @@ def watch_cmd(
         table = Table()
         for column in ("ref", "state", "asset", "seconds", "error"):
             table.add_column(column, overflow="fold")
-        for ref in refs or []:
+        for ref in refs:
             job = jobs.get(ref)
             if job is None:
                 table.add_row(ref, "[dim]waiting for a record[/]", "", "", "")
@@ -340,8 +338,35 @@ def watch_cmd(
                 raise RemoteError(f"Gave up after {timeout:.0f} s; jobs are still running.")
             time.sleep(interval)
     if not sys.stderr.isatty():
+        # Live shows only the last frame off a terminal; scripts want the table on stdout.
         out.print(render())
-    if any(j is None or j.state is not JobState.SUCCEEDED for j in jobs.values()):
+    return all(j is not None and j.state is JobState.SUCCEEDED for j in jobs.values())
+
+
+@_handled
+def watch_cmd(
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Job ids, keys or URLs; none: every job not yet finished."),
+    ] = None,
+    interval: IntervalOpt = 2.0,
+    timeout: TimeoutOpt = 3600.0,
+    stack: StackOpt = None,
+    bucket: BucketOpt = None,
+    table: TableOpt = None,
+    region: RegionOpt = None,
+) -> None:
+    """Follow jobs live until all are finished. Exit 0 only if all succeeded."""
+    from meshdrop.remote.jobs import jobs_by_state
+
+    remote = _connect(stack, bucket, table, region)
+    if not refs:
+        pending = [JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING]
+        refs = [j.job_id for s in pending for j in jobs_by_state(remote, s)]
+        if not refs:
+            out.print("no unfinished jobs")
+            return
+    if not _follow(remote, refs, interval, timeout):
         raise typer.Exit(1)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -315,6 +317,36 @@ def test_upload_many_files_in_parallel(stack: Stack, tmp_path: Path) -> None:
     assert len({u["job_id"] for u in data["uploads"]}) == 60
     pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket)
     assert sum(len(p.get("Contents", [])) for p in pages) == 60
+
+
+def test_upload_wait_follows_the_jobs_to_the_end(stack: Stack, tmp_path: Path) -> None:
+    photo = tmp_path / "mug.jpg"
+    photo.write_bytes(_jpeg((30, 60, 90)))
+    key = "images/uploaded/mug.jpg"
+
+    def pipeline() -> None:
+        """Stands in for ingest and the state function: records the job once the photo lands."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                head = stack.s3.head_object(Bucket=stack.bucket, Key=key)
+            except stack.s3.exceptions.ClientError:
+                time.sleep(0.05)
+                continue
+            job_id = job_id_for(stack.bucket, key, head["ETag"].strip('"'))
+            stack.record(job_id, key, JobState.RUNNING)
+            time.sleep(0.3)
+            stack.record(job_id, key, JobState.SUCCEEDED, seconds=Decimal("4.5"))
+            return
+
+    worker = threading.Thread(target=pipeline)
+    worker.start()
+    result = invoke(
+        "upload", str(photo), "--wait", "--interval", "0.1", "--timeout", "30", *stack.flags
+    )
+    worker.join()
+    assert result.exit_code == 0, result.output
+    assert "SUCCEEDED" in result.stdout and "4.5" in result.stdout
 
 
 # -- status / ls / history / get --------------------------------------------------------------
