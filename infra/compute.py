@@ -20,15 +20,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = "gpu_container/Dockerfile"
 #: The image build context is the repo root, minus everything but what the image copies.
 #: Docker ignore semantics: ``*`` drops every top-level entry (``.venv``, ``node_modules``,
-#: ``cdk.out``... are never even walked), the ``!`` lines bring back the two packages.
+#: ``cdk.out``... are never even walked), the ``!`` lines bring back the generator and the
+#: contract, so edits elsewhere (CLI, tests) neither change the image hash nor rebuild it.
 IMAGE_EXCLUDE: tuple[str, ...] = (
     "*",
     "!gpu_container",
     "!meshdrop",
+    "meshdrop/*",
+    "!meshdrop/__init__.py",
+    "!meshdrop/contract",
     "**/__pycache__",
     "**/*.pyc",
-    "meshdrop/gallery",
-    "meshdrop/local",
 )
 #: Status reasons of jobs that can never leave RUNNABLE until someone changes the deployment.
 STUCK_REASONS = (

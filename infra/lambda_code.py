@@ -39,7 +39,13 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12
 PACKAGED_PATHS: tuple[str, ...] = ("lambdas", "meshdrop/__init__.py", "meshdrop/contract")
 #: Supplied by the Lambda runtime; bundling a second copy only grows the package.
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
-_PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+#: The python3.12 runtime runs on Amazon Linux 2023 (glibc 2.34). pip takes the manylinux
+#: tags literally (no expansion to older ones), so list those the runtime can load; pillow 12.3
+#: ships only manylinux_2_28 wheels, other packages still manylinux2014.
+_PLATFORMS: dict[str, tuple[str, ...]] = {
+    arch: tuple(f"{tag}_{machine}" for tag in ("manylinux_2_28", "manylinux2014"))
+    for arch, machine in (("arm64", "aarch64"), ("x86_64", "x86_64"))
+}
 
 
 def lambda_requirements(root: Path = REPO_ROOT) -> tuple[str, ...]:
@@ -71,6 +77,9 @@ def source_hash(root: Path, architecture: str) -> str:
     """Hash of everything that decides the package's content (code, pins, platform)."""
     digest = hashlib.sha256()
     digest.update(f"{architecture}\n{PYTHON_VERSION}\n".encode())
+    # How the package is assembled is part of its content: changing it must change the hash,
+    # or CDK would keep serving the previously uploaded zip.
+    digest.update(Path(__file__).read_bytes())
     for req in lambda_requirements(root):
         digest.update(f"req:{req}\n".encode())
     for file in _packaged_files(root):
@@ -107,8 +116,7 @@ class LocalLambdaBundling:
             "--quiet",
             "--disable-pip-version-check",
             "--no-compile",
-            "--platform",
-            _PLATFORMS[self.architecture],
+            *(arg for tag in _PLATFORMS[self.architecture] for arg in ("--platform", tag)),
             "--implementation",
             "cp",
             "--only-binary=:all:",
@@ -129,9 +137,28 @@ class LocalLambdaBundling:
             # Failing loudly beats falling back to Docker, which these machines do not have.
             raise RuntimeError(
                 "pip could not install the Lambda dependencies for "
-                f"{_PLATFORMS[self.architecture]}:\n{result.stderr.strip()}"
+                f"{self.architecture}:\n{result.stderr.strip()}"
             )
+        remove_runtime_provided(Path(output_dir))
         return True
+
+
+def remove_runtime_provided(output_dir: Path) -> list[str]:
+    """Delete copies of boto3/botocore that dependencies dragged in; return what was removed.
+
+    aws-xray-sdk depends on botocore; a bundled botocore would shadow the runtime's and could
+    mismatch the runtime's boto3.
+    """
+    removed = []
+    for entry in sorted(output_dir.iterdir()):
+        name = entry.name.split("-")[0].lower()
+        if name in RUNTIME_PROVIDED:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry.name)
+    return removed
 
 
 def lambda_code(architecture: str, root: Path = REPO_ROOT) -> lambda_.Code:
@@ -150,7 +177,8 @@ def lambda_code(architecture: str, root: Path = REPO_ROOT) -> lambda_.Code:
             command=[
                 "bash",
                 "-c",
-                f"pip install --no-compile -t /asset-output {reqs} && {copy}",
+                f"pip install --no-compile -t /asset-output {reqs} && {copy} && "
+                f"rm -rf {' '.join(f'/asset-output/{n}*' for n in sorted(RUNTIME_PROVIDED))}",
             ],
             local=LocalLambdaBundling(root, architecture),
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -264,6 +264,16 @@ class MeshdropStack(Stack):
                     f"Object access is scoped to the {prefix} prefix of the meshdrop bucket; "
                     "the objects' names are not known in advance.",
                 )
+        if self.settings.weights_s3_uri:
+            partition = self.partition
+            if Token.is_unresolved(partition):
+                partition = "<AWS::Partition>"  # how cdk-nag renders the pseudo parameter
+            weights = self.settings.weights_s3_uri.removeprefix("s3://")
+            ack(
+                self.compute.job_role,
+                f"AwsSolutions-IAM5[Resource::arn:{partition}:s3:::{weights}*]",
+                "Weights are read from the configured s3:// prefix only.",
+            )
         for function in (self.ingest.function, self.state.function):
             ack(
                 function,

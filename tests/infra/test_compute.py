@@ -110,6 +110,7 @@ def test_job_image_is_a_docker_asset_built_from_the_dockerfile(synthesized) -> N
     assert not (staged / ".venv").exists()
     assert not (staged / "node_modules").exists()
     assert not (staged / "tests").exists()
+    assert sorted(p.name for p in (staged / "meshdrop").iterdir()) == ["__init__.py", "contract"]
 
 
 def test_job_role_reads_images_writes_assets_and_emits_on_the_bus(template: Template) -> None:

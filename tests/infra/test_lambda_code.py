@@ -82,13 +82,14 @@ def test_missing_sources_are_an_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("architecture", "platform"),
-    [("arm64", "manylinux2014_aarch64"), ("x86_64", "manylinux2014_x86_64")],
+    [("arm64", "aarch64"), ("x86_64", "x86_64")],
 )
 def test_pip_installs_binary_wheels_for_the_lambda_platform(
     architecture: str, platform: str
 ) -> None:
     command = LocalLambdaBundling(REPO_ROOT, architecture).pip_command("/out")
-    assert command[command.index("--platform") + 1] == platform
+    platforms = [command[i + 1] for i, arg in enumerate(command) if arg == "--platform"]
+    assert platforms == [f"manylinux_2_28_{platform}", f"manylinux2014_{platform}"]
     assert command[command.index("--python-version") + 1] == "3.12"
     assert command[command.index("--target") + 1] == "/out"
     assert "--only-binary=:all:" in command
@@ -102,6 +103,11 @@ def test_try_bundle_copies_then_installs(
 
     def fake_run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         calls.append(command)
+        target = Path(command[command.index("--target") + 1])
+        # What pip leaves for pillow + powertools[tracer]: botocore comes with aws-xray-sdk.
+        for name in ("PIL", "botocore", "botocore-1.44.8.dist-info", "aws_xray_sdk", "wrapt"):
+            (target / name).mkdir()
+        (target / "six.py").write_text("")
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(lambda_code.subprocess, "run", fake_run)
@@ -111,6 +117,10 @@ def test_try_bundle_copies_then_installs(
     assert (out / "meshdrop" / "contract" / "__init__.py").exists()
     (command,) = calls
     assert command[command.index("--target") + 1] == str(out)
+    left = {p.name for p in out.iterdir()}
+    # The runtime's own boto3/botocore pair must not be shadowed by a bundled botocore.
+    assert not any(name.startswith("botocore") for name in left)
+    assert {"PIL", "aws_xray_sdk", "wrapt", "six.py", "lambdas", "meshdrop"} <= left
 
 
 def test_try_bundle_fails_loudly_when_pip_fails(
