@@ -154,9 +154,14 @@ def run_case(
 
 
 def evaluate(
-    *, preset: Preset = Preset.BALANCED, size: int = 384, generator: Generator | None = None
+    *,
+    preset: Preset = Preset.BALANCED,
+    size: int = 384,
+    generator: Generator | None = None,
+    force_prior: str | None = None,
 ) -> list[CaseResult]:
-    generator = generator or Generator.from_pretrained(config=Generator.Config(thumbnail=False))
+    config = Generator.Config(thumbnail=False, min_iou=0.0, force_prior=force_prior)
+    generator = generator or Generator.from_pretrained(config=config)
     return [run_case(generator, *case, preset=preset, size=size) for case in CASES]
 
 
@@ -165,8 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="balanced", choices=[p.value for p in Preset])
     parser.add_argument("--size", type=int, default=384, help="photo side in pixels")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--force-prior",
+        choices=["revolution", "box", "inflation"],
+        help="ablation: use this prior for every object (e.g. inflation = the 'balloon' baseline)",
+    )
     args = parser.parse_args(argv)
-    results = evaluate(preset=Preset(args.preset), size=args.size)
+    results = evaluate(preset=Preset(args.preset), size=args.size, force_prior=args.force_prior)
     keys = ("iou", "f_2", "f_5", "chamfer", "seconds")
     mean = {k: round(float(np.mean([getattr(r, k) for r in results])), 4) for k in keys}
     if args.json:

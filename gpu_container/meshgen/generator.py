@@ -103,10 +103,14 @@ class Generator:
         thumbnail_size: int = 256
         max_pixels: int = MAX_IMAGE_PIXELS
         min_side: int = MIN_IMAGE_SIDE
+        # Use this prior (revolution|box|inflation) whatever the outline says: for ablations.
+        force_prior: str | None = None
 
         def __post_init__(self) -> None:
             if self.backend not in {"auto", "priors", "triplane"}:
                 raise ValueError(f"backend must be auto|priors|triplane, not {self.backend!r}")
+            if self.force_prior is not None:
+                PriorKind(self.force_prior)  # ValueError names the bad value
             if not 0.0 <= self.min_iou <= 1.0:
                 raise ValueError("min_iou must lie in 0..1")
 
@@ -263,7 +267,8 @@ class Generator:
             mask_up = rotate(mask, tilt)
             rgb_up = rotate(rgb, tilt)
             mask_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA)
-            volume = _prior_volume(analysis.kind, analysis, mask_g, g)
+            kind = PriorKind(self.config.force_prior or analysis.kind)
+            volume = _prior_volume(kind, analysis, mask_g, g)
         # The whole foreground, not only the part reconstructed: a second object the mesh
         # left out must count against it.
         inside_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA) >= 0.5

@@ -134,3 +134,13 @@ def test_inflation_is_front_back_symmetric(generator: Generator) -> None:
 def test_empty_mask_is_bad_input(generator: Generator) -> None:
     with pytest.raises(BadInputError, match="no object"):
         generator.reconstruct(empty(), FAST)
+
+
+def test_balloon_baseline_is_worse_than_the_chosen_prior() -> None:
+    """The inflation prior forced on a bottle: right outline, wrong depth (not round)."""
+    balloon = Generator(Generator.Config(thumbnail=False, force_prior="inflation"))
+    mesh = balloon.reconstruct(rendered("bottle"), FAST).mesh
+    radii = _slice_radii(mesh, 0.35 * mesh.bounds[1, 1])
+    assert radii.std() / radii.mean() > 0.1  # the body's cross-section is no longer a circle
+    with pytest.raises(ValueError):
+        Generator.Config(force_prior="cone")
