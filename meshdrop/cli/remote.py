@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -83,7 +84,7 @@ def _handled(func: F) -> F:
             if known is None:
                 raise
             message = str(known)
-        err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -122,12 +123,12 @@ def _jobs_table(jobs: list[JobRecord], title: str | None = None) -> Table:
     for job in jobs:
         table.add_row(
             job.job_id[:12],
-            job.source_key,
+            escape(job.source_key),
             _state(job.state),
-            job.asset_key or "",
+            escape(job.asset_key or ""),
             f"{job.seconds:.1f}" if job.seconds is not None else "",
             job.updated_at or "",
-            job.error or "",
+            escape(job.error or ""),
         )
     return table
 
@@ -216,7 +217,7 @@ def upload_cmd(
     else:
         done = [r for r in results if r.ok]
         for r in done[:20]:
-            out.print(f"{r.key}  job {r.job_id}", highlight=False)
+            out.print(f"{escape(r.key or '')}  job {r.job_id}", highlight=False)
         if len(done) > 20:
             out.print(f"... and {len(done) - 20} more", highlight=False)
         skipped = f", {found.skipped} non-images skipped" if found.skipped else ""
@@ -229,7 +230,7 @@ def upload_cmd(
             table.add_column("file", overflow="fold")
             table.add_column("reason", overflow="fold")
             for path, reason in failures:
-                table.add_row(path, reason)
+                table.add_row(escape(path), escape(reason))
             err.print(table)
     succeeded = True
     if wait and (keys := [r.key for r in results if r.ok and r.key]):
@@ -270,7 +271,7 @@ def status_cmd(
             if value in (None, {}, ""):
                 continue
             shown = _state(job.state) if name == "state" else json.dumps(value, default=str)
-            grid.add_row(f"[bold]{name}[/]", shown.strip('"'))
+            grid.add_row(f"[bold]{name}[/]", shown if name == "state" else escape(shown.strip('"')))
         out.print(grid)
         return
     counts = count_by_state(remote)
@@ -315,14 +316,16 @@ def _follow(remote: Remote, refs: list[str], interval: float, timeout: float) ->
         for ref in refs:
             job = jobs.get(ref)
             if job is None:
-                table.add_row(ref, "[dim]waiting for a record[/]", "", "", "")
+                table.add_row(escape(ref), "[dim]waiting for a record[/]", "", "", "")
                 continue
             seconds = f"{job.seconds:.1f}" if job.seconds is not None else ""
             shown = _state(job.state)
             if not job.terminal and job.raw.get("stage"):
                 # Progress events from the generator: stage and fraction done.
                 shown += f" {job.raw['stage']} {float(job.raw.get('progress', 0)):.0%}"
-            table.add_row(ref, shown, job.asset_key or "", seconds, job.error or "")
+            table.add_row(
+                escape(ref), shown, escape(job.asset_key or ""), seconds, escape(job.error or "")
+            )
         return table
 
     with Live(render(), console=err, refresh_per_second=4) as live:
@@ -422,7 +425,9 @@ def ls_cmd(
         for column in ("key", "size", "modified"):
             listing.add_column(column, overflow="fold")
         for a in found:
-            listing.add_row(a.key, f"{a.size:,}", a.last_modified.isoformat(timespec="seconds"))
+            listing.add_row(
+                escape(a.key), f"{a.size:,}", a.last_modified.isoformat(timespec="seconds")
+            )
         out.print(listing)
         return
     states = [state] if state else list(JobState)
@@ -477,7 +482,7 @@ def history_cmd(
         return
     if not jobs:
         raise RemoteError(f"No jobs recorded for {source_key}.")
-    listing = Table(title=f"history of {source_key}")
+    listing = Table(title=f"history of {escape(source_key)}")
     for column in ("created", "job", "source version", "state", "asset version", "error"):
         listing.add_column(column, overflow="fold")
     for j in jobs:
@@ -489,7 +494,7 @@ def history_cmd(
             j.source_version or "",
             _state(j.state),
             shown,
-            j.error or "",
+            escape(j.error or ""),
         )
     out.print(listing)
 

@@ -477,11 +477,14 @@ def test_watch_returns_when_all_jobs_are_terminal(stack: Stack) -> None:
     ok = stack.put_photo(key, (5, 5, 5))
     stack.record(ok, key, JobState.SUCCEEDED)
     bad = stack.put_photo("images/uploaded/b.jpg", (6, 6, 6))
-    stack.record(bad, "images/uploaded/b.jpg", JobState.FAILED, error="quality gate")
+    stack.record(
+        bad, "images/uploaded/b.jpg", JobState.FAILED, error="quality gate [bold]iou 0.2[/bold]"
+    )
     result = invoke("watch", ok, *stack.flags, "--interval", "0.1", "--timeout", "5")
     assert result.exit_code == 0, result.output
     result = invoke("watch", ok, bad, *stack.flags, "--interval", "0.1", "--timeout", "5")
-    assert result.exit_code == 1 and "quality gate" in result.output
+    # Markup-like text in an error is shown as is, not swallowed as rich markup.
+    assert result.exit_code == 1 and "[bold]iou" in result.stdout and "0.2[/bold]" in result.stdout
     pending = stack.put_photo("images/uploaded/c.jpg", (7, 7, 7))
     stack.record(
         pending,
