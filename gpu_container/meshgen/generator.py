@@ -38,6 +38,7 @@ from .mesh import (
 )
 from .quality import front_view_iou, mesh_metrics
 from .shape import (
+    OutlineAnalysis,
     PriorKind,
     Volume,
     analyse_outline,
@@ -306,7 +307,7 @@ class Generator:
         return Volume(values.astype(np.float32), origin, g, "triplane", {})
 
 
-def _prior_volume(kind: PriorKind, analysis: Any, mask_g: np.ndarray, g: int) -> Volume:
+def _prior_volume(kind: PriorKind, analysis: OutlineAnalysis, mask_g: np.ndarray, g: int) -> Volume:
     axis = analysis.axis_col * g - 0.5
     if kind is PriorKind.REVOLUTION:
         return revolution_field(mask_g, axis, with_handle=analysis.handle_fraction > 0)
