@@ -155,6 +155,8 @@ def run(
             f"{len(summary.reports)} succeeded in {summary.wall_seconds:.1f}s; "
             f"{len(summary.notifications)} notification(s); assets under {out}/"
         )
+        if summary.gallery is not None:
+            Console(file=stdout).print(f"gallery: {summary.gallery}")
     if not all(r.status == JobState.SUCCEEDED for r in summary.reports):
         raise typer.Exit(1)
 

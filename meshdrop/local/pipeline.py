@@ -28,6 +28,7 @@ from meshdrop.contract import (
     source_key_for,
 )
 from meshdrop.contract.jobs import GSI_BY_SOURCE, GSI_BY_SOURCE_PK, TABLE_PK
+from meshdrop.gallery import GalleryEntry, write_gallery
 
 from .pumps import IngestPump, StatePump, load_handlers, reset_lambda_caches
 from .resources import LocalResources, ResourceNames, create_resources
@@ -88,6 +89,7 @@ class RunSummary:
     reports: list[JobReport]
     notifications: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
+    gallery: Path | None = None
 
 
 def _num(value: Any) -> Any:
@@ -399,13 +401,31 @@ def run_local(
         for file, name in zip(files, names, strict=True):
             pipeline.upload(file, options, name=name)
         reports = pipeline.run_until_done(timeout_s=timeout_s, on_update=on_update)
+        gallery = None
         if out_dir is not None:
             pipeline.download(reports, out_dir)
+            gallery = write_gallery(out_dir, [_gallery_entry(r) for r in reports])
         return RunSummary(
             reports=reports,
             notifications=list(pipeline.notifications),
             wall_seconds=round(time.perf_counter() - started, 3),
+            gallery=gallery,
         )
+
+
+def _gallery_entry(report: JobReport) -> GalleryEntry:
+    return GalleryEntry(
+        name=report.key,
+        status=report.status,
+        asset=Path(report.local_asset) if report.local_asset else None,
+        thumbnail=Path(report.local_thumbnail) if report.local_thumbnail else None,
+        photo=Path(report.file),
+        error=report.error,
+        job_id=report.job_id,
+        faces=report.faces,
+        vertices=report.vertices,
+        seconds=report.seconds,
+    )
 
 
 def _unique_names(files: list[Path]) -> list[str]:

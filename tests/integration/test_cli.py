@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -51,6 +52,11 @@ def test_local_run_json_reports_every_file(tmp_path: Path) -> None:
     assert len(trimesh.load(asset, force="mesh").faces) > 100
     assert jobs["empty.png"]["status"] in {"REJECTED", "FAILED"}
     assert jobs["empty.png"]["error"]
+    # The run's gallery sits beside the assets and points at them by relative paths.
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert 'src="3d_assets/uploaded/mug.glb"' in page
+    assert html.escape(jobs["empty.png"]["error"]) in page
+    assert (out / "model-viewer.min.js").is_file()
 
 
 def test_generate_writes_an_asset_and_reports_numbers(tmp_path: Path) -> None:
