@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install demo test lint pytest synth bench bench-generator eval image clean
+.PHONY: install browser demo test lint pytest synth bench bench-generator eval image clean
 
 # Re-install only when the dependency lists change.
 $(BIN)/.installed: pyproject.toml
@@ -21,6 +21,12 @@ node_modules/.installed: package.json
 
 install: $(BIN)/.installed node_modules/.installed
 
+# Headless Chromium (Debian package) for the gallery's browser test; needs root and apt.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	  echo "could not install chromium: the gallery browser test will be skipped"
+
 demo: install
 	$(BIN)/meshdrop local run samples/*.jpg --out demo-out
 
@@ -28,7 +34,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-pytest: install
+pytest: install browser
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint pytest
