@@ -34,7 +34,6 @@ LOG_RETENTION_DAYS: dict[int, logs.RetentionDays] = {
 _REMOVAL = {
     "retain": RemovalPolicy.RETAIN,
     "destroy": RemovalPolicy.DESTROY,
-    "snapshot": RemovalPolicy.SNAPSHOT,
 }
 
 
@@ -45,9 +44,3 @@ def log_retention(days: int) -> logs.RetentionDays:
 
 def removal_policy(name: str) -> RemovalPolicy:
     return _REMOVAL[name]
-
-
-def data_removal_policy(name: str) -> RemovalPolicy:
-    """S3 buckets and log groups do not support SNAPSHOT: keep them instead."""
-    policy = removal_policy(name)
-    return RemovalPolicy.RETAIN if policy == RemovalPolicy.SNAPSHOT else policy

@@ -79,5 +79,8 @@ class IngestConstruct(Construct):
                 batch_size=batch_size,
                 max_batching_window=Duration.seconds(1),
                 report_batch_item_failures=True,
+                # Pollers never start more invocations than the function may run, so a burst
+                # waits on the queue instead of being throttled into the dead-letter queue.
+                max_concurrency=reserved_concurrency,
             )
         )

@@ -33,7 +33,7 @@ LOG_RETENTION_CHOICES = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 54
 LOG_RETENTION_CHOICES += (1827, 2192, 2557, 2922, 3288, 3653)
 
 #: Removal policies a deployment may choose for the data it keeps (bucket, table, logs).
-REMOVAL_POLICIES = ("retain", "destroy", "snapshot")
+REMOVAL_POLICIES = ("retain", "destroy")
 
 T = TypeVar("T")
 
@@ -131,7 +131,7 @@ class MeshdropSettings:
             job_ttl_days=get.integer("job_ttl_days", 1, 3653),
             noncurrent_version_days=get.integer("noncurrent_version_days", 1, 3653),
             event_archive_days=get.integer("event_archive_days", 0, 3653),
-            ingest_reserved_concurrency=get.integer("ingest_reserved_concurrency", 1, 1000),
+            ingest_reserved_concurrency=get.integer("ingest_reserved_concurrency", 2, 1000),
             ingest_batch_size=get.integer("ingest_batch_size", 1, 10),
             oldest_message_alarm_minutes=get.integer("oldest_message_alarm_minutes", 1, 24 * 60),
             alarm_email=get.optional_string("alarm_email", _EMAIL, "an e-mail address"),

@@ -8,7 +8,7 @@ from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Token, Validatio
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra.common import data_removal_policy, log_retention, removal_policy
+from infra.common import log_retention, removal_policy
 from infra.compute import REPO_ROOT, ComputeConstruct
 from infra.events import EventBusConstruct, EventRoutingConstruct
 from infra.ingest import IngestConstruct
@@ -63,7 +63,7 @@ class MeshdropStack(Stack):
         )
         self.settings = settings
         retention = log_retention(settings.log_retention_days)
-        data_policy = data_removal_policy(settings.removal_policy)
+        data_policy = removal_policy(settings.removal_policy)
 
         self.storage = StorageConstruct(
             self,
@@ -119,7 +119,7 @@ class MeshdropStack(Stack):
             },
             architecture=settings.lambda_architecture,
             log_retention=retention,
-            table_removal_policy=removal_policy(settings.removal_policy),
+            table_removal_policy=data_policy,
             log_removal_policy=data_policy,
         )
         table = self.state.table

@@ -93,6 +93,8 @@ def test_event_source_reports_partial_batch_failures(template: Template) -> None
         {
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "BatchSize": 10,
+            # Never more concurrent batches than reserved executions: no throttling retries.
+            "ScalingConfig": {"MaximumConcurrency": 5},
             "EventSourceArn": {"Fn::GetAtt": [_queue_id(template), "Arn"]},
         },
     )

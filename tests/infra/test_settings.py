@@ -79,7 +79,7 @@ def test_command_line_strings_are_converted() -> None:
         ({"gpu_instance_types": ["not a type"]}, "not instance families or types"),
         ({"log_retention_days": 31}, "meshdrop:log_retention_days=31: expected one of 1, 3"),
         ({"alarm_email": "nobody"}, "meshdrop:alarm_email='nobody': expected an e-mail"),
-        ({"removal_policy": "keep"}, "expected one of retain, destroy, snapshot"),
+        ({"removal_policy": "keep"}, "expected one of retain, destroy"),
         ({"lambda_architecture": "riscv"}, "expected one of arm64, x86_64"),
         ({"job_attempts": 11}, r"\[1, 10\]"),
         ({"weights_s3_uri": "https://x"}, "s3://bucket/prefix"),
