@@ -98,3 +98,22 @@ def test_one_evaluation_case_end_to_end() -> None:
     assert result.prior == "revolution"
     assert result.iou > 0.9
     assert result.f_5 > 0.9
+
+
+def test_mesh_within_budget_stays_closed_on_a_bumpy_field() -> None:
+    """A field with many small bumps (like a learned model's) still gives a closed mesh."""
+    from scipy import ndimage
+
+    from gpu_container.meshgen.mesh import mesh_within_budget
+    from gpu_container.meshgen.shape.priors import Volume
+
+    rng = np.random.default_rng(3)
+    idx = np.indices((48, 48, 48)).astype(np.float32) - 23.5
+    ball = 18.0 - np.sqrt((idx**2).sum(axis=0))  # (48, 48, 48) float
+    bumps = ndimage.gaussian_filter(rng.normal(size=ball.shape), 1.5) * 12.0
+    volume = Volume((ball + bumps).astype(np.float32), np.zeros(3), 48, "test")
+    for budget in (3000, 800):
+        mesh = mesh_within_budget(volume, budget)
+        assert len(mesh.faces) <= budget
+        assert mesh.is_watertight
+        assert mesh.volume > 0
