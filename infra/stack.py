@@ -204,8 +204,22 @@ class MeshdropStack(Stack):
         ingest.add_to_role_policy(iam.PolicyStatement(actions=read, resources=[images, assets]))
         # Reusing an identical earlier asset is a server-side copy within 3d_assets/.
         ingest.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[assets]))
+        # Without ListBucket, S3 answers 403 instead of 404 for a missing key, and the
+        # "does this asset exist yet?" check (HeadObject) could not tell absent from forbidden.
+        # HeadObject carries no prefix, so a prefix condition would deny it: the bucket only.
+        ingest.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+        )
         ingest.add_to_role_policy(self._table_statement())
         self.compute.job_definition.grant_submit_job(ingest, self.compute.job_queue)
+        # SubmitJob with tags (job id, preset) also needs TagResource on the job it creates.
+        ingest.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["batch:TagResource"],
+                resources=[self.batch_jobs_arn],
+                conditions={"StringEquals": {"batch:CreateAction": "SubmitJob"}},
+            )
+        )
         self.bus.bus.grant_put_events_to(ingest)
 
         state = self.state.function
@@ -217,6 +231,11 @@ class MeshdropStack(Stack):
                 actions=["sns:Publish"], resources=[self.notifications.topic.topic_arn]
             )
         )
+
+    @property
+    def batch_jobs_arn(self) -> str:
+        """ARN pattern of Batch jobs: their ids are only known once submitted."""
+        return self.format_arn(service="batch", resource="job", resource_name="*")
 
     def _table_statement(self) -> iam.PolicyStatement:
         """Item reads and writes on the job table and its two indexes, named one by one."""
@@ -274,6 +293,15 @@ class MeshdropStack(Stack):
                 f"AwsSolutions-IAM5[Resource::arn:{partition}:s3:::{weights}*]",
                 "Weights are read from the configured s3:// prefix only.",
             )
+        ack(
+            self.ingest.function,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:batch:<AWS::Region>:"
+            "<AWS::AccountId>:job/*]"
+            if Token.is_unresolved(self.region)
+            else f"AwsSolutions-IAM5[Resource::{self.batch_jobs_arn}]",
+            "Tagging applies to the jobs this function submits (batch:CreateAction=SubmitJob); "
+            "their ids do not exist before submission.",
+        )
         for function in (self.ingest.function, self.state.function):
             ack(
                 function,

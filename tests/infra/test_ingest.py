@@ -112,6 +112,22 @@ def test_ingest_reads_images_and_writes_only_assets(template: Template) -> None:
     assert object_patterns(statements, "s3:DeleteObject") == set()
 
 
+def test_ingest_may_list_the_bucket_so_missing_keys_are_404(template: Template) -> None:
+    statements = role_statements(template, "IngestFunctionServiceRole")
+    (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert logical_ref(listing["Resource"]).startswith("StorageBucket")
+    assert listing["Resource"]["Fn::GetAtt"][1] == "Arn"  # the bucket itself, no objects
+
+
+def test_ingest_may_tag_only_jobs_it_submits(template: Template) -> None:
+    statements = role_statements(template, "IngestFunctionServiceRole")
+    (tagging,) = [s for s in statements if s["Action"] == "batch:TagResource"]
+    assert tagging["Condition"] == {"StringEquals": {"batch:CreateAction": "SubmitJob"}}
+    parts = tagging["Resource"]["Fn::Join"][1]
+    assert parts[-1] == ":job/*"
+    assert {"Ref": "AWS::AccountId"} in parts
+
+
 def test_ingest_may_submit_only_to_its_queue_and_definition(template: Template) -> None:
     statements = role_statements(template, "IngestFunctionServiceRole")
     (submit,) = [s for s in statements if s["Action"] == "batch:SubmitJob"]
