@@ -34,7 +34,7 @@ def test_base_image_is_a_pinned_cuda_runtime() -> None:
     assert image.startswith("nvidia/cuda:")
     tag = image.split(":", 1)[1]
     assert "latest" not in tag
-    assert re.match(r"^12\.\d+\.\d+-cudnn-runtime-ubuntu\d\d\.\d\d$", tag), tag
+    assert re.match(r"^13\.\d+\.\d+-cudnn-runtime-ubuntu\d\d\.\d\d$", tag), tag
     assert all(a.startswith("${BASE_IMAGE}") for k, a in instructions() if k == "FROM")
 
 
