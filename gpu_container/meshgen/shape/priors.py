@@ -272,6 +272,10 @@ def box_field(mask: np.ndarray, depth_ratio: float = BOX_DEPTH_RATIO) -> Volume:
     outside = np.sqrt(sum(np.maximum(a, 0.0) ** 2 for a in q))
     inner = np.minimum(np.maximum(np.maximum(q[0], q[1]), q[2]), 0.0)
     values = -(outside + inner - rad)  # (nx, ny, nz) float
+    # Carve by the outline: nothing may stick out of what the camera saw. On a box shot from
+    # above, this bevels the top edge the photo shows slanting instead of adding a wedge.
+    outline = _bottom_up(signed_distance_2d(mask), xs, ys)  # (nx, ny) float
+    values = np.minimum(values, outline[:, :, None])
     details = {"depth_ratio": float(depth_ratio), "half_depth_px": float(half_d)}
     return Volume(values.astype(np.float32), origin, g, PriorKind.BOX.value, details)
 
