@@ -144,3 +144,10 @@ def test_balloon_baseline_is_worse_than_the_chosen_prior() -> None:
     assert radii.std() / radii.mean() > 0.1  # the body's cross-section is no longer a circle
     with pytest.raises(ValueError):
         Generator.Config(force_prior="cone")
+
+
+def test_box_shot_from_above_keeps_to_its_outline(generator: Generator) -> None:
+    recon = generator.reconstruct(rendered("box", yaw=35.0, elevation=40.0), FAST)
+    assert recon.metrics["shape_prior"] == "box"
+    assert recon.metrics["watertight"] is True
+    assert recon.metrics["iou"] > 0.93  # nothing sticks out of what the camera saw
