@@ -134,12 +134,15 @@ def _mutations(detail_type: DetailType) -> list[tuple[str, dict[str, Any]]]:
         ("unknown field", full | {"jobId": JOB_ID}),
         ("job id not hex", full | {"job_id": "not-a-job-id"}),
         ("major version 2", full | {"schema_version": "2.0"}),
-        ("source outside images/", full | {"source_key": "3d_assets/uploaded/mug.glb"}),
         ("asset outside 3d_assets/", full | {"asset_key": "images/uploaded/mug.glb"}),
         ("short bucket", full | {"bucket": "ab"}),
         ("options as a list", full | {"options": ["preset", "fast"]}),
     ]
-    if detail_type is not DetailType.REJECTED:
+    if detail_type is DetailType.REJECTED:
+        # A rejection may be *because* the key is outside images/, so any key but "" is fine.
+        cases.append(("empty source key", full | {"source_key": ""}))
+    else:
+        cases.append(("source outside images/", full | {"source_key": "3d_assets/uploaded/m.glb"}))
         # A rejection may be *because* the options are bad, so it carries them as sent.
         cases += [
             ("unknown format", full | {"options": OPTIONS.to_dict() | {"format": "fbx"}}),
