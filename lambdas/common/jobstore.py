@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, ConditionBase
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from meshdrop.contract import ALLOWED_PREDECESSORS, TERMINAL_STATES, JobOptions, JobState
@@ -89,6 +90,23 @@ def _is_condition_failure(err: ClientError) -> bool:
     return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+_DESERIALIZER = TypeDeserializer()
+
+
+def _item_at_failure(err: ClientError) -> dict[str, Any] | None:
+    """The item a failed conditional write saw (``ReturnValuesOnConditionCheckFailure``).
+
+    DynamoDB returns it in the low-level attribute-value format even to the resource API, and
+    returns none when the item does not exist. It is the item the condition was checked
+    against, so it is as current as a consistent read right after the failure would be, and
+    saves that read.
+    """
+    raw = err.response.get("Item")
+    if not raw:
+        return None
+    return from_dynamo({k: _DESERIALIZER.deserialize(v) for k, v in raw.items()})
+
+
 class JobStore:
     """Reads and conditional writes of job and content items in the jobs table."""
 
@@ -111,11 +129,26 @@ class JobStore:
     # -- writes ------------------------------------------------------------------------------
 
     def create(
-        self, job_id: str, state: JobState, attrs: Mapping[str, Any], *, pending_event: Any = None
+        self,
+        job_id: str,
+        state: JobState,
+        attrs: Mapping[str, Any],
+        *,
+        pending_event: Any = None,
+        lease: tuple[str, int] | None = None,
     ) -> WriteResult:
-        """Write a new job record in ``state`` unless one exists (then return that one)."""
+        """Write a new job record in ``state`` unless one exists (then return that one).
+
+        Parameters
+        ----------
+        lease
+            ``(owner, seconds)``: the new record is born with the submit lease held by
+            ``owner`` (see :meth:`claim_submit`), so creating and claiming is one write.
+        """
         if state not in {JobState.ACCEPTED, JobState.REJECTED}:
             raise ValueError(f"a job record cannot start in {state}")
+        if lease is not None and state is not JobState.ACCEPTED:
+            raise ValueError("only an ACCEPTED job has a submit lease")
         now = now_iso()
         item: dict[str, Any] = {
             **attrs,
@@ -128,14 +161,20 @@ class JobStore:
         }
         if pending_event is not None:
             item[PENDING_EVENT] = json.dumps(pending_event)
+        if lease is not None:
+            owner, seconds = lease
+            item[SUBMIT_OWNER] = owner
+            item[SUBMIT_LEASE_UNTIL] = int(time.time()) + seconds
         try:
             self._table.put_item(
-                Item=to_dynamo(item), ConditionExpression=Attr(TABLE_PK).not_exists()
+                Item=to_dynamo(item),
+                ConditionExpression=Attr(TABLE_PK).not_exists(),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as err:
             if not _is_condition_failure(err):
                 raise
-            return WriteResult(applied=False, item=self.get(job_id))
+            return WriteResult(applied=False, item=_item_at_failure(err))
         return WriteResult(applied=True, item=item)
 
     def transition(
@@ -182,19 +221,23 @@ class JobStore:
         return self._update(job_id, attrs, remove, Attr(TABLE_PK).exists() & condition)
 
     def claim_submit(self, job_id: str, owner: str, lease_seconds: int) -> bool:
-        """Take the right to call SubmitJob for a job still ACCEPTED.
+        """Take the right to call SubmitJob for a job still ACCEPTED (see :meth:`take_lease`)."""
+        return self.take_lease(job_id, owner, lease_seconds).applied
+
+    def take_lease(self, job_id: str, owner: str, lease_seconds: int) -> WriteResult:
+        """Take the submit lease of a job still ACCEPTED whose lease is free or expired.
 
         The lease lets a later delivery take over when the holder died before it could submit;
-        it must outlast one invocation (the function timeout), or two could submit.
+        it must outlast one invocation (the function timeout), or two could submit. On failure
+        the result carries the record as it stands (already submitted, or still leased).
         """
         now = int(time.time())
         free = Attr(SUBMIT_LEASE_UNTIL).not_exists() | Attr(SUBMIT_LEASE_UNTIL).lt(now)
-        result = self.update(
+        return self.update(
             job_id,
             {SUBMIT_OWNER: owner, SUBMIT_LEASE_UNTIL: now + lease_seconds},
             condition=Attr(STATE).eq(JobState.ACCEPTED.value) & free,
         )
-        return result.applied
 
     def clear_pending_event(self, job_id: str) -> None:
         self._table.update_item(
@@ -262,6 +305,7 @@ class JobStore:
             "UpdateExpression": expression.strip(),
             "ConditionExpression": condition,
             "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         if names:
             kwargs["ExpressionAttributeNames"] = names
@@ -272,5 +316,5 @@ class JobStore:
         except ClientError as err:
             if not _is_condition_failure(err):
                 raise
-            return WriteResult(applied=False, item=self.get(job_id))
+            return WriteResult(applied=False, item=_item_at_failure(err))
         return WriteResult(applied=True, item=from_dynamo(response.get("Attributes") or {}))

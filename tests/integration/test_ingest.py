@@ -144,14 +144,28 @@ def test_s3_test_event_is_ignored(stack: Stack) -> None:
     assert stack.drain_events() == []
 
 
-@pytest.mark.parametrize(
-    "key", ["3d_assets/uploaded/kitchen/mug.glb", "uploads/mug.jpg", "thumbs/mug.png"]
-)
-def test_keys_outside_images_start_nothing(stack: Stack, key: str) -> None:
+def test_writes_under_the_asset_prefix_start_nothing(stack: Stack) -> None:
+    key = "3d_assets/uploaded/kitchen/mug.glb"
     put = stack.put(key, image_bytes())
     assert stack.ingest(stack.s3_record(key, put)) == {"batchItemFailures": []}
     assert stack.all_items() == []
     assert stack.submit_calls == []
+    assert stack.drain_events() == []
+
+
+@pytest.mark.parametrize("key", ["uploads/mug.jpg", "thumbs/mug.png", "mug.jpg"])
+def test_keys_outside_images_are_rejected_with_a_reason(stack: Stack, key: str) -> None:
+    job_id, response = stack.upload(key, image_bytes())
+
+    assert response == {"batchItemFailures": []}
+    job = stack.job(job_id) or {}
+    assert job["state"] == JobState.REJECTED
+    assert job["error"] == "key must start with images/"
+    assert job["source_key"] == key
+    assert stack.submit_calls == []
+    [rejected] = _events(stack, "Job Rejected")  # the schema takes any source key
+    assert rejected["detail"]["source_key"] == key
+    assert rejected["detail"]["reason"] == "key must start with images/"
 
 
 def test_url_encoded_unicode_key_from_the_sample_event(stack: Stack) -> None:
@@ -331,3 +345,161 @@ def test_an_event_lost_after_the_write_is_sent_by_the_redelivery(
     assert len(_events(stack, "Job Accepted")) == 1
     assert len(stack.submit_calls) == 1
     assert "pending_event" not in (stack.job(stack.job_id(KEY, put)) or {})
+
+
+def _count_aws_calls(stack: Stack) -> tuple[list[str], Any]:
+    """Record every AWS call made by clients created from now on (the handler's included)."""
+    import boto3
+
+    from tests.integration.conftest import _reset_lambda_caches
+
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(f"{model.service_model.service_name}.{model.name}")
+
+    assert boto3.DEFAULT_SESSION is not None
+    boto3.DEFAULT_SESSION.events.register("before-call.*.*", count)
+    _reset_lambda_caches()
+
+    def stop() -> None:
+        boto3.DEFAULT_SESSION.events.unregister("before-call.*.*", count)  # type: ignore[union-attr]
+
+    return calls, stop
+
+
+def test_a_new_upload_costs_six_aws_calls(stack: Stack) -> None:
+    put = stack.put(KEY, image_bytes())
+    record = stack.s3_record(KEY, put)
+    calls, stop = _count_aws_calls(stack)
+    try:
+        assert stack.ingest(record) == {"batchItemFailures": []}
+    finally:
+        stop()
+    assert calls == [
+        "s3.GetObject",
+        "dynamodb.PutItem",  # creates the record with the submit lease
+        "dynamodb.GetItem",  # content reuse
+        "batch.SubmitJob",
+        "events.PutEvents",
+        "dynamodb.UpdateItem",  # SUBMITTED, nothing left pending
+    ]
+    job = stack.job(stack.job_id(KEY, put)) or {}
+    assert job["state"] == JobState.SUBMITTED
+    assert "pending_event" not in job
+
+
+def test_a_duplicate_delivery_learns_the_record_from_the_failed_create(stack: Stack) -> None:
+    put = stack.put(KEY, image_bytes())
+    record = stack.s3_record(KEY, put)
+    assert stack.ingest(record) == {"batchItemFailures": []}
+    calls, stop = _count_aws_calls(stack)
+    try:
+        assert stack.ingest(record) == {"batchItemFailures": []}
+    finally:
+        stop()
+    assert calls == ["s3.GetObject", "dynamodb.PutItem"]
+    assert len(stack.submit_calls) == 1
+
+
+def test_an_oversized_object_is_rejected_without_reading_its_body(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_IMAGE_BYTES", "1000")
+    ingest_settings.cache_clear()
+
+    def no_read(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the body of an oversized object was read")
+
+    monkeypatch.setattr("lambdas.ingest.service.read_checked", no_read)
+    job_id, response = stack.upload(KEY, image_bytes("JPEG", (200, 200), quality=100))
+    assert response == {"batchItemFailures": []}
+    job = stack.job(job_id) or {}
+    assert job["state"] == JobState.REJECTED
+    assert "larger than the limit" in job["error"]
+    assert len(_events(stack, "Job Rejected")) == 1
+
+
+def test_a_delivery_that_died_holding_the_lease_is_taken_over_once_it_expires(
+    stack: Stack,
+) -> None:
+    from lambdas.common.jobstore import JobStore
+
+    put = stack.put(KEY, image_bytes())
+    job_id = stack.job_id(KEY, put)
+    store = JobStore(stack.res.table, 7)
+    # What a delivery that crashed right after its create leaves: ACCEPTED, lease run out.
+    created = store.create(
+        job_id,
+        JobState.ACCEPTED,
+        {"bucket": stack.res.bucket, "source_key": KEY},
+        lease=("crashed-delivery", -1),
+    )
+    assert created.applied
+
+    assert stack.ingest(stack.s3_record(KEY, put)) == {"batchItemFailures": []}
+    job = stack.job(job_id) or {}
+    assert job["state"] == JobState.SUBMITTED
+    assert job["submit_owner"] != "crashed-delivery"
+    assert len(stack.submit_calls) == 1
+    assert len(_events(stack, "Job Accepted")) == 1
+
+
+def test_a_pending_event_goes_out_even_after_the_object_is_deleted(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put = stack.put(KEY, image_bytes())
+    record = stack.s3_record(KEY, put)
+    real_emit = eventbus.emit
+
+    def failing_emit(*args: Any, **kwargs: Any) -> str:
+        raise eventbus.EventPublishError("PutEvents refused 'Job Accepted': InternalFailure")
+
+    monkeypatch.setattr("lambdas.ingest.service.emit", failing_emit)
+    # Another record in the batch: a batch whose every record fails raises instead.
+    test_event = load_event("s3-test-event-in-sqs.json")["Records"][0]
+    response = stack.ingest(record, test_event)
+    assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    monkeypatch.setattr("lambdas.ingest.service.emit", real_emit)
+    stack.s3.delete_object(Bucket=stack.res.bucket, Key=KEY, VersionId=put["VersionId"])
+
+    assert stack.ingest(record) == {"batchItemFailures": []}
+    [accepted] = _events(stack, "Job Accepted")
+    assert accepted["detail"]["job_id"] == stack.job_id(KEY, put)
+    assert "pending_event" not in (stack.job(stack.job_id(KEY, put)) or {})
+
+
+@pytest.mark.parametrize("publish_fails", [False, True], ids=["published", "publish failed"])
+def test_a_job_that_runs_before_its_submission_is_recorded_keeps_its_event(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, publish_fails: bool
+) -> None:
+    from lambdas.common.jobstore import JobStore
+
+    put = stack.put(KEY, image_bytes())
+    record = stack.s3_record(KEY, put)
+    job_id = stack.job_id(KEY, put)
+    real_emit = eventbus.emit
+
+    def state_function_first(*args: Any, **kwargs: Any) -> str:
+        # The generator's first event reached the state function before ingest's write.
+        assert JobStore(stack.res.table, 7).transition(job_id, JobState.RUNNING).applied
+        if publish_fails:
+            raise eventbus.EventPublishError("PutEvents refused 'Job Accepted': InternalFailure")
+        return real_emit(*args, **kwargs)
+
+    monkeypatch.setattr("lambdas.ingest.service.emit", state_function_first)
+    test_event = load_event("s3-test-event-in-sqs.json")["Records"][0]
+    response = stack.ingest(record, test_event)
+    monkeypatch.setattr("lambdas.ingest.service.emit", real_emit)
+
+    assert (stack.job(job_id) or {})["state"] == JobState.RUNNING
+    if publish_fails:
+        assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+        assert (stack.job(job_id) or {}).get("pending_event")
+        assert stack.ingest(record) == {"batchItemFailures": []}
+    else:
+        assert response == {"batchItemFailures": []}
+    [accepted] = _events(stack, "Job Accepted")
+    assert accepted["detail"]["job_id"] == job_id
+    assert "pending_event" not in (stack.job(job_id) or {})
+    assert len(stack.submit_calls) == 1
