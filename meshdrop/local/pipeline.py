@@ -29,6 +29,7 @@ from meshdrop.contract import (
 )
 from meshdrop.contract.jobs import GSI_BY_SOURCE, GSI_BY_SOURCE_PK, TABLE_PK
 from meshdrop.gallery import GalleryEntry, write_gallery
+from meshdrop.remote.jobs import plain
 
 from .pumps import IngestPump, StatePump, load_handlers, reset_lambda_caches
 from .resources import LocalResources, ResourceNames, create_resources
@@ -90,19 +91,6 @@ class RunSummary:
     notifications: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
     gallery: Path | None = None
-
-
-def _num(value: Any) -> Any:
-    # DynamoDB resource returns Decimals; reports are JSON.
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _num(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_num(v) for v in value]
-    return value
 
 
 class LocalPipeline:
@@ -257,7 +245,7 @@ class LocalPipeline:
         if not items:
             return None
         fresh = self.table.get_item(Key={TABLE_PK: items[0][TABLE_PK]}, ConsistentRead=True)
-        return _num(fresh.get("Item") or items[0])
+        return plain(fresh.get("Item") or items[0])
 
     def _queue_depth(self, url: str) -> int:
         attrs = self.sqs.get_queue_attributes(

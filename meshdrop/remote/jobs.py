@@ -34,14 +34,14 @@ from .s3url import S3UrlError, parse_s3_ref
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """DynamoDB resource values -> JSON-able Python (Decimal -> int or float)."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -72,7 +72,7 @@ class JobRecord:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> JobRecord:
-        data = _plain(item)
+        data = plain(item)
         job_id = data.get("job_id") or str(data.get(TABLE_PK, "")).removeprefix(JOB_PK_PREFIX)
         error = data.get("error")
         if isinstance(error, Mapping):
