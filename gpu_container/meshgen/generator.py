@@ -26,11 +26,12 @@ from meshdrop.contract import (
     Stage,
 )
 
-from .errors import BadInputError, QualityError
+from .errors import BadInputError, GenerationError, QualityError
 from .export import export_mesh, plain_colour
 from .mesh import (
     TARGET_SIZE_M,
     clean_mesh,
+    decimate,
     downsampled,
     mesh_from_volume,
     mesh_within_budget,
@@ -269,23 +270,31 @@ class Generator:
             rgb_up = rotate(rgb, tilt)
             mask_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA)
             kind = PriorKind(self.config.force_prior or analysis.kind)
-            volume = _prior_volume(kind, analysis, mask_g, g)
+            volume = _prior_volume(kind, analysis, mask_g, g, spec.max_faces)
         # The whole foreground, not only the part reconstructed: a second object the mesh
         # left out must count against it.
         inside_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA) >= 0.5
         mesh = mesh_within_budget(volume, spec.max_faces)
-        # Marching cubes' face count grows with the square of the sampling rate.
-        surface = float(mesh.area) / volume.spacing**2  # in squared samples
-        stride = max(1, int(np.ceil(np.sqrt(2.0 * surface / PREVIEW_FACES))))
-        preview = clean_mesh(mesh_from_volume(downsampled(volume, stride)))
+        preview = _preview_mesh(mesh, volume)
         iou = front_view_iou(mesh, inside_g)
         if texture:
             colours = vertex_colours(
-                mesh.vertices, mesh.vertex_normals, rgb_up, clean_mask(mask_up), g
+                mesh.vertices,
+                mesh.vertex_normals,
+                rgb_up,
+                clean_mask(mask_up),
+                g,
+                turn_axis=volume.turn_axis,
             )
             mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colours)
             _, nearest = mesh.kdtree.query(preview.vertices)
             preview.visual = trimesh.visual.ColorVisuals(preview, vertex_colors=colours[nearest])
+        if volume.to_object is not None:
+            # Built as the camera saw it (texture and IoU above), delivered upright.
+            upright = np.eye(4)
+            upright[:3, :3] = volume.to_object
+            mesh.apply_transform(upright)
+            preview.apply_transform(upright)
         preview.apply_transform(to_metres(mesh, self.config.size_m))
         metrics = mesh_metrics(mesh)
         metrics.update(
@@ -307,13 +316,30 @@ class Generator:
         return Volume(values.astype(np.float32), origin, g, "triplane", {})
 
 
-def _prior_volume(kind: PriorKind, analysis: OutlineAnalysis, mask_g: np.ndarray, g: int) -> Volume:
+def _prior_volume(
+    kind: PriorKind, analysis: OutlineAnalysis, mask_g: np.ndarray, g: int, max_faces: int
+) -> Volume:
     axis = analysis.axis_col * g - 0.5
     if kind is PriorKind.REVOLUTION:
         return revolution_field(mask_g, axis, with_handle=analysis.handle_fraction > 0)
     if kind is PriorKind.BOX:
-        return box_field(mask_g)
+        return box_field(mask_g, max_faces=max_faces)
     return inflation_field(mask_g)
+
+
+def _preview_mesh(mesh: trimesh.Trimesh, volume: Volume) -> trimesh.Trimesh:
+    """A few thousand faces of ``mesh`` for the thumbnail.
+
+    Quadric decimation of the finished mesh keeps its smooth surfaces and thin parts (a mug's
+    handle); re-meshing a coarser field would put stair steps and lumps in the preview.
+    """
+    try:
+        return decimate(mesh, PREVIEW_FACES)
+    except GenerationError:
+        # Marching cubes' face count grows with the square of the sampling rate.
+        surface = float(mesh.area) / volume.spacing**2  # in squared samples
+        stride = max(1, int(np.ceil(np.sqrt(2.0 * surface / PREVIEW_FACES))))
+        return clean_mesh(mesh_from_volume(downsampled(volume, stride)))
 
 
 def _notify(on_stage: StageCallback | None, stage: Stage) -> None:

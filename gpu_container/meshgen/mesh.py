@@ -134,19 +134,40 @@ def to_metres(mesh: trimesh.Trimesh, size_m: float = TARGET_SIZE_M) -> np.ndarra
     return matrix
 
 
+#: Marching cubes may give at most this many times the face budget before decimation: quadric
+#: decimation from much further away is slow and can stall above the target (seen on flat,
+#: grid-skewed faces), so denser fields are meshed at a coarser sampling first.
+MAX_DECIMATION_RATIO = 4.0
+
+
+def estimated_faces(volume: Volume, level: float = 0.0) -> int:
+    """Faces marching cubes would make: about two per sign change between neighbouring samples.
+
+    Parameters
+    ----------
+    volume
+        Field positive inside.
+    level
+        Iso-level of the surface.
+    """
+    inside = volume.values > level  # (nx, ny, nz) bool
+    changes = sum(int(np.count_nonzero(np.diff(inside, axis=axis))) for axis in range(inside.ndim))
+    return 2 * changes
+
+
 def mesh_within_budget(volume: Volume, max_faces: int) -> trimesh.Trimesh:
     """Closed mesh of ``volume`` with at most ``max_faces`` faces.
 
-    Decimation first; where it cannot keep a surface closed (fine, noisy detail, as a learned
-    field can have), the field is meshed again at coarser sampling, which marching cubes
-    always closes, and decimated from there.
+    The field is meshed at the finest sampling whose marching-cubes mesh is within
+    :data:`MAX_DECIMATION_RATIO` of the budget, then decimated. Where decimation cannot keep
+    a surface closed (fine, noisy detail, as a learned field can have), the field is meshed
+    again at coarser sampling, which marching cubes always closes, and decimated from there.
     """
-    full = clean_mesh(mesh_from_volume(volume))
-    try:
-        return decimate(full, max_faces)
-    except GenerationError:
-        pass
-    for stride in (2, 3, 4, 6, 8):
+    estimate = estimated_faces(volume)
+    first = 1
+    while first < 8 and estimate / first**2 > MAX_DECIMATION_RATIO * max_faces:
+        first += 1
+    for stride in sorted({first, 2 * first, 3 * first, 4 * first, 6 * first, 8 * first}):
         coarse = clean_mesh(mesh_from_volume(downsampled(volume, stride)))
         if len(coarse.faces) <= max_faces and coarse.is_watertight:
             return coarse

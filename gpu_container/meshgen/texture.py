@@ -35,6 +35,8 @@ def vertex_colours(
     rgb: np.ndarray,
     inside: np.ndarray,
     grid: int,
+    *,
+    turn_axis: np.ndarray | None = None,
 ) -> np.ndarray:
     """Colour each vertex from the photo by orthographic projection along the view axis.
 
@@ -50,6 +52,12 @@ def vertex_colours(
         ``(s, s)`` bool object mask at the photo's resolution.
     grid
         Size of the square grid the vertex coordinates refer to.
+    turn_axis
+        ``(2, 3)`` float: a point on the object's vertical axis and its unit direction, in
+        the vertex frame. Vertices turned away from the camera then take the colour of their
+        image under a half turn about that axis (a box's back-left face looks like its
+        front-right face), and faces pointing down along it (never seen) the mean colour.
+        ``None``: the back mirrors the front through the plane ``z = const``.
 
     Returns
     -------
@@ -58,6 +66,14 @@ def vertex_colours(
     """
     s = rgb.shape[0]
     filled = fill_background(rgb, inside).astype(np.float32)  # (s, s, 3)
+    unseen = np.zeros(len(vertices), dtype=bool)
+    if turn_axis is not None:
+        point, up = turn_axis[0], turn_axis[1] / np.linalg.norm(turn_axis[1])
+        rel = vertices - point  # (n, 3) float
+        turned = point + 2.0 * (rel @ up)[:, None] * up[None, :] - rel
+        away = normals[:, 2] < 0.0
+        vertices = np.where(away[:, None], turned, vertices)
+        unseen = normals @ up < -0.5
     scale = s / grid
     cols = np.clip(np.rint((vertices[:, 0] + 0.5) * scale - 0.5), 0, s - 1).astype(int)
     rows = np.clip(np.rint((grid - 0.5 - vertices[:, 1] + 0.5) * scale - 0.5), 0, s - 1).astype(int)
@@ -67,5 +83,6 @@ def vertex_colours(
     facing = np.clip(normals[:, 2], -1.0, 1.0)  # (n,) float
     back_weight = BACK_MEAN_WEIGHT * np.clip(-facing * 2.0, 0.0, 1.0)[:, None]
     colour = front * (1.0 - back_weight) + mean[None, :] * back_weight
+    colour[unseen] = mean
     alpha = np.full((len(vertices), 1), 255.0, dtype=np.float32)
     return np.clip(np.concatenate([colour, alpha], axis=1), 0, 255).astype(np.uint8)

@@ -1,5 +1,6 @@
 """Weight-free shape priors chosen from the object's outline."""
 
+from .boxfit import BoxFit, fit_box
 from .priors import (
     BOX_DEPTH_RATIO,
     INFLATION_DEPTH,
@@ -13,12 +14,14 @@ from .silhouette import OutlineAnalysis, PriorKind, analyse_outline, clean_mask,
 __all__ = [
     "BOX_DEPTH_RATIO",
     "INFLATION_DEPTH",
+    "BoxFit",
     "OutlineAnalysis",
     "PriorKind",
     "Volume",
     "analyse_outline",
     "box_field",
     "clean_mask",
+    "fit_box",
     "inflation_field",
     "revolution_field",
     "rotate",

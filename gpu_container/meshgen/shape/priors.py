@@ -14,11 +14,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.measure import find_contours
 
+from .boxfit import BOX_DEPTH_RATIO, BoxFit, fit_box
 from .silhouette import PriorKind
 
-#: Depth of a box seen face-on, as a fraction of its width. A single photo cannot tell; this
-#: is the median of packaging boxes (cereal, shoes, electronics) and is documented.
-BOX_DEPTH_RATIO = 0.6
 #: Thickest half-depth of an inflated outline, as a fraction of its thickest half-width.
 INFLATION_DEPTH = 0.75
 #: Margin (grid pixels) kept around the object in every field.
@@ -43,6 +41,14 @@ class Volume:
         Prior-specific numbers worth reporting (axis, depth ratio, ...).
     spacing
         Grid pixels between neighbouring samples.
+    to_object
+        ``(3, 3)`` float rotation from the camera frame to the object's upright frame (a box
+        fitted with the camera's yaw and pitch is built as seen, then turned upright);
+        ``None`` when the field is upright already.
+    turn_axis
+        ``(2, 3)`` float point and direction of the object's vertical axis in the camera
+        frame, for texturing the unseen back by a half turn about it (see
+        :func:`..texture.vertex_colours`); ``None``: the back mirrors the front.
     """
 
     values: np.ndarray
@@ -51,6 +57,8 @@ class Volume:
     prior: str
     details: dict[str, float] = field(default_factory=dict)
     spacing: float = 1.0
+    to_object: np.ndarray | None = None
+    turn_axis: np.ndarray | None = None
 
 
 def _row_extents(mask: np.ndarray, axis: float) -> tuple[np.ndarray, np.ndarray]:
@@ -92,16 +100,27 @@ def _edge(line: np.ndarray, inner: int, outer: int) -> float:
     return inner + (outer - inner) * min(max(t, 0.0), 1.0)
 
 
-def signed_distance_2d(mask: np.ndarray) -> np.ndarray:
+#: Gaussian smoothing (in outline samples, about a pixel apart) of traced outlines. A soft
+#: mask's edge still jitters by a few tenths of a pixel from row to row (sensor noise, JPEG),
+#: which a surface of revolution turns into rings that flat shading shows as bands.
+OUTLINE_SMOOTHING = 2.0
+#: Gaussian sigma (grid pixels) on a surface of revolution's profile distance field.
+PROFILE_SMOOTHING = 1.5
+
+
+def signed_distance_2d(mask: np.ndarray, smoothing: float = OUTLINE_SMOOTHING) -> np.ndarray:
     """Sub-pixel signed distance to the 0.5 level of a soft mask, positive inside.
 
     The outline is traced with marching squares, so anti-aliased edges give a smooth field
-    (a distance transform of the binary mask would leave pixel steps on every surface).
+    (a distance transform of the binary mask would leave pixel steps on every surface), and
+    smoothed along its length.
 
     Parameters
     ----------
     mask
         ``(h, w)`` float 0..1.
+    smoothing
+        Gaussian sigma along the outline, in samples; 0 keeps it as traced.
 
     Returns
     -------
@@ -115,6 +134,10 @@ def signed_distance_2d(mask: np.ndarray) -> np.ndarray:
         return np.where(inside, 1.0, -1.0).astype(np.float32) * max(mask.shape)
     dense = []
     for c in contours:
+        closed = len(c) > 3 and np.allclose(c[0], c[-1])
+        if smoothing > 0 and closed:
+            c = ndimage.gaussian_filter1d(c[:-1], smoothing, axis=0, mode="wrap")
+            c = np.concatenate([c, c[:1]])
         seg = np.diff(c, axis=0)
         steps = np.maximum(np.ceil(np.hypot(seg[:, 0], seg[:, 1]) / 0.25), 1).astype(int)
         t = np.concatenate([np.arange(n) / n for n in steps])
@@ -192,6 +215,9 @@ def revolution_field(mask: np.ndarray, axis: float, *, with_handle: bool) -> Vol
         mask, np.meshgrid(cols, 2.0 * axis - cols, indexing="ij"), order=1, cval=0.0
     )
     profile = signed_distance_2d(np.minimum(mask, mirror))  # (g, g) float, rows top to bottom
+    # Where the two sides' edges cross, the minimum has a crease: smoothed away with the rest
+    # of the row-to-row jitter, so the revolved wall has no rings.
+    profile = ndimage.gaussian_filter(profile, PROFILE_SMOOTHING)
     xs, ys, zs, origin = _lattice(mask >= 0.5, float(radius.max()))
     dx = (xs - axis).astype(np.float32)[:, None, None]
     dz = zs.astype(np.float32)[None, None, :]
@@ -235,49 +261,86 @@ def _handle_field(inside: np.ndarray, core: np.ndarray, g: int) -> tuple[np.ndar
     return half.astype(np.float32), cap
 
 
-def box_field(mask: np.ndarray, depth_ratio: float = BOX_DEPTH_RATIO) -> Volume:
-    """Rounded box: the outline's typical width, its full height, a constant depth.
+def box_field(
+    mask: np.ndarray, depth_ratio: float = BOX_DEPTH_RATIO, *, max_faces: int | None = None
+) -> Volume:
+    """Upright rounded box fitted to the outline with the camera's yaw and pitch.
 
-    Rows are not followed one by one: a box photographed from a little above shows its top
-    face as a slanted band, which is depth, not a narrowing of the box.
+    The box's analytic distance field is sampled in the camera frame, so the mesh lines up
+    with the photo (texture, self-check IoU); ``to_object`` turns it upright afterwards. Its
+    faces are exact planes: flat top and sides, nothing trimmed to the outline.
 
     Parameters
     ----------
     mask
         ``(g, g)`` float 0..1 de-tilted outline, rows top to bottom.
     depth_ratio
-        Depth over width of the box.
+        Depth over width when the outline cannot tell (a box seen face-on).
+    max_faces
+        Face budget of the final mesh. Flat faces need no fine sampling, so the exact field
+        is sampled only as densely as makes marching cubes give about twice the budget
+        (decimation then reaches it quickly); ``None``: every grid pixel.
     """
     g = mask.shape[0]
-    inside = mask >= 0.5
-    coverage = mask.sum(axis=1)  # (g,) float: sub-pixel width of each row
-    rows = np.flatnonzero(inside.any(axis=1))
-    half_w = 0.5 * float(np.median(coverage[rows]))
-    weights = mask[rows].sum(axis=0)  # (g,) float
-    centre = float((weights * np.arange(g)).sum() / weights.sum())
-    half_d = depth_ratio * half_w
-    # Top and bottom edges at sub-pixel precision from the coverage of the rows' centres.
-    col = mask[:, int(np.clip(np.rint(centre), 0, g - 1))]
-    top_row = rows[0] - (float(col[rows[0]]) - 0.5)
-    bottom_row = rows[-1] + (float(col[rows[-1]]) - 0.5)
-    half_h = 0.5 * (bottom_row - top_row)
-    centre_y = g - 1 - 0.5 * (bottom_row + top_row)
-    rad = 0.08 * min(half_w, half_d, half_h)
-    xs, ys, zs, origin = _lattice(inside, half_d)
+    fit: BoxFit = fit_box(mask, depth_ratio)
+    rot = fit.rotation  # (3, 3) object -> camera
+    half = fit.half
+    rad = 0.05 * float(half.min())
+    corners = (
+        np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * half
+    ) @ rot.T  # (8, 3) float, camera frame relative to the centre
+    z_half = float(np.abs(corners[:, 2]).max())
+    xs, ys, zs, origin = _lattice(mask >= 0.5, z_half)
+    spacing = 1.0
+    if max_faces is not None:
+        a, b, c = half
+        area = 8.0 * (a * b + b * c + c * a)  # squared grid pixels
+        # Marching cubes makes about 2 faces per crossed cell, ~1.4 cells per unit area on
+        # faces skewed to the grid.
+        spacing = max(1.0, float(np.sqrt(2.8 * area / (2.0 * max_faces))))
+    if spacing > 1.0:
+        xs = np.arange(xs[0], xs[-1] + spacing, spacing)
+        ys = np.arange(ys[0], ys[-1] + spacing, spacing)
+        zs = np.arange(zs[0], zs[-1] + spacing, spacing)
+        origin = np.array([xs[0], ys[0], zs[0]], dtype=np.float64)
+    # Camera-frame samples relative to the box centre, turned into the object frame
+    # (rows of rot are the camera axes in object coordinates: p_obj = rot.T @ p_cam).
+    dx = (xs - fit.centre[0]).astype(np.float32)
+    dy = (ys - fit.centre[1]).astype(np.float32)
+    dz = zs.astype(np.float32)
+    r = rot.astype(np.float32)
+    # Per object axis, |coordinate| - (half - rad): the rounded box's distance, one axis at a
+    # time, so no (nx, ny, nz, 3) array is ever held.
     q = [
-        np.abs(xs - centre)[:, None, None] - (half_w - rad),
-        np.abs(ys - centre_y)[None, :, None] - (half_h - rad),
-        np.abs(zs)[None, None, :] - (half_d - rad),
-    ]
+        np.abs(
+            dx[:, None, None] * r[0, i] + dy[None, :, None] * r[1, i] + dz[None, None, :] * r[2, i]
+        )
+        - np.float32(half[i] - rad)
+        for i in range(3)
+    ]  # 3 x (nx, ny, nz) float
     outside = np.sqrt(sum(np.maximum(a, 0.0) ** 2 for a in q))
     inner = np.minimum(np.maximum(np.maximum(q[0], q[1]), q[2]), 0.0)
-    values = -(outside + inner - rad)  # (nx, ny, nz) float
-    # Carve by the outline: nothing may stick out of what the camera saw. On a box shot from
-    # above, this bevels the top edge the photo shows slanting instead of adding a wedge.
-    outline = _bottom_up(signed_distance_2d(mask), xs, ys)  # (nx, ny) float
-    values = np.minimum(values, outline[:, :, None])
-    details = {"depth_ratio": float(depth_ratio), "half_depth_px": float(half_d)}
-    return Volume(values.astype(np.float32), origin, g, PriorKind.BOX.value, details)
+    values = np.float32(rad) - outside - inner  # (nx, ny, nz) float
+    details = {
+        "depth_ratio": float(half[2] / half[0]),
+        "half_depth_px": float(half[2]),
+        "yaw_deg": fit.yaw_deg,
+        "pitch_deg": fit.pitch_deg,
+        "fit_iou": fit.iou,
+        "depth_observed": float(fit.depth_observed),
+    }
+    return Volume(
+        values.astype(np.float32),
+        origin,
+        g,
+        PriorKind.BOX.value,
+        details,
+        spacing=spacing,
+        to_object=rot.T,
+        # A box is symmetric under a half turn about its vertical axis: its unseen faces are
+        # textured like the seen faces opposite them.
+        turn_axis=np.stack([fit.centre, rot[:, 1]]),
+    )
 
 
 def inflation_field(mask: np.ndarray, depth: float = INFLATION_DEPTH) -> Volume:

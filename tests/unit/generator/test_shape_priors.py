@@ -8,7 +8,7 @@ import trimesh
 
 from gpu_container.meshgen.errors import BadInputError
 from gpu_container.meshgen.generator import Generator
-from gpu_container.meshgen.shape import PriorKind, analyse_outline
+from gpu_container.meshgen.shape import PriorKind, analyse_outline, fit_box
 from meshdrop.contract import PRESETS, Preset
 from tests.helpers.shapes import blob, empty, rendered, rolled
 
@@ -151,3 +151,47 @@ def test_box_shot_from_above_keeps_to_its_outline(generator: Generator) -> None:
     assert recon.metrics["shape_prior"] == "box"
     assert recon.metrics["watertight"] is True
     assert recon.metrics["iou"] > 0.93  # nothing sticks out of what the camera saw
+
+
+@pytest.mark.parametrize(("yaw", "pitch"), [(30.0, 10.0), (-20.0, 25.0), (60.0, 30.0)])
+def test_box_fit_reads_size_and_camera_from_a_hexagon(yaw: float, pitch: float) -> None:
+    fit = fit_box(rendered("box", yaw=yaw, elevation=pitch).mask)
+    assert fit.depth_observed
+    assert fit.iou > 0.97
+    # The scene's box is 1.0 x 1.4 x 0.6. Seen from yaw 60 its narrow face is the one turned
+    # to the camera, so that face becomes the front: width and depth swap, yaw turns by 90.
+    half = fit.half / fit.half[1] * 0.7
+    expected = (0.5, 0.7, 0.3) if abs(yaw) <= 45 else (0.3, 0.7, 0.5)
+    assert half == pytest.approx(expected, abs=0.02)
+    assert fit.yaw_deg == pytest.approx(yaw if abs(yaw) <= 45 else yaw - 90.0, abs=2.0)
+    assert fit.pitch_deg == pytest.approx(pitch, abs=2.0)
+
+
+def test_box_seen_face_on_gets_the_documented_depth() -> None:
+    fit = fit_box(rendered("box").mask)
+    assert not fit.depth_observed
+    assert fit.yaw_deg == 0.0 and fit.pitch_deg == 0.0
+    assert fit.half[2] / fit.half[0] == pytest.approx(0.6)
+
+
+def test_box_from_above_is_an_upright_box_with_a_flat_top(generator: Generator) -> None:
+    """Front and top faces in the photo: a clean box standing on y = 0, not a carved lump."""
+    recon = generator.reconstruct(rendered("box", yaw=35.0, elevation=40.0), FAST)
+    mesh = recon.mesh
+    assert recon.metrics["shape_prior"] == "box"
+    assert recon.metrics["iou"] > 0.95
+    normals, areas, centres = mesh.face_normals, mesh.area_faces, mesh.triangles_center
+    height = mesh.extents[1]
+    top = normals[:, 1] > 0.99
+    assert areas[top].sum() > 0.07 * mesh.area  # 0.6 of 5.68 square units
+    # One plane at the very top, not a ridge or a slope.
+    assert np.ptp(centres[top, 1]) < 0.005 * height
+    assert centres[top, 1].min() > 0.99 * mesh.bounds[1, 1]
+    # Faces point along +-x, +-z, +-y (4 sides, top, bottom): the box is axis-aligned.
+    aligned = np.abs(normals).max(axis=1) > 0.99
+    assert areas[aligned].sum() > 0.9 * mesh.area  # the rest: rounded edges
+    for axis in (0, 2):
+        for sign in (1, -1):
+            assert areas[normals[:, axis] * sign > 0.99].sum() > 0.05 * mesh.area
+    # Its proportions are the scene's 1.0 x 1.4 x 0.6.
+    assert mesh.extents / height == pytest.approx((1.0 / 1.4, 1.0, 0.6 / 1.4), abs=0.03)
