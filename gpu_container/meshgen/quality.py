@@ -30,6 +30,9 @@ def silhouette(vertices_xy: np.ndarray, faces: np.ndarray, size: int) -> np.ndar
     pts = np.rint((vertices_xy[faces] + 0.5) * (1 << shift) - 0.5).astype(np.int32)  # (m, 3, 2)
     image = np.zeros((size, size), dtype=np.uint8)
     cv2.fillPoly(image, list(pts), 1, lineType=cv2.LINE_8, shift=shift)
+    # Long thin faces (decimated walls seen edge-on, a vessel's inside) can miss the pixel
+    # centres between them: pinholes in the rasterisation, not in the mesh.
+    image = cv2.morphologyEx(image, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     return image.astype(bool)
 
 

@@ -104,7 +104,8 @@ BOTTLE_PROFILE = np.array(
         [0.13, 0.9],
     ]
 )
-MUG_PROFILE = np.array([[0.38, -0.5], [0.4, -0.48], [0.4, 0.5]])
+#: A real mug is hollow: 0.04 wall, 0.08 floor, open at the top.
+MUG_PROFILE = np.array([[0.38, -0.5], [0.4, -0.48], [0.4, 0.5], [0.36, 0.5], [0.36, -0.42]])
 
 
 def scenes() -> dict[str, Scene]:

@@ -106,6 +106,9 @@ def _edge(line: np.ndarray, inner: int, outer: int) -> float:
 OUTLINE_SMOOTHING = 2.0
 #: Gaussian sigma (grid pixels) on a surface of revolution's profile distance field.
 PROFILE_SMOOTHING = 1.5
+#: Wall thickness of a hollowed vessel (mug) as a fraction of its largest radius: a ceramic
+#: mug's 5 mm wall on a 40 mm radius. Its floor is 1.5 times as thick.
+WALL_FRACTION = 0.1
 
 
 def signed_distance_2d(mask: np.ndarray, smoothing: float = OUTLINE_SMOOTHING) -> np.ndarray:
@@ -241,7 +244,52 @@ def revolution_field(mask: np.ndarray, axis: float, *, with_handle: bool) -> Vol
             h3d = _bottom_up(h2d, xs, ys)[:, :, None] - np.abs(dz)  # (nx, ny, nz)
             np.maximum(values, h3d, out=values)
             details["handle_depth_px"] = depth
+            # A handle says "mug": open it at the top so it reads as one from above.
+            cavity = _cavity_field(radius, xs, ys, zs, axis)
+            if cavity is not None:
+                np.minimum(values, -cavity, out=values)
+                details["wall_px"] = float(WALL_FRACTION * radius.max())
     return Volume(values.astype(np.float32), origin, g, PriorKind.REVOLUTION.value, details)
+
+
+def _cavity_field(
+    radius: np.ndarray, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray, axis: float
+) -> np.ndarray | None:
+    """Open-topped cavity of a vessel: positive inside the hollow, in grid pixels.
+
+    Parameters
+    ----------
+    radius
+        ``(g,)`` float radius of the revolved body per height (index = y from the bottom).
+    xs, ys, zs
+        Sample positions of the field.
+    axis
+        Column of the axis.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(nx, ny, nz)`` float, ``min(inner radius - rho, y - floor)``; the inner radius
+        continues above the rim so the top is open. ``None`` if the body is too small.
+    """
+    rows = np.flatnonzero(radius > 0.5)
+    if rows.size < 8:
+        return None
+    wall = max(WALL_FRACTION * float(radius.max()), 1.5)
+    smooth = ndimage.gaussian_filter1d(radius.astype(np.float64), 2.0)  # (g,) float
+    bottom, top = int(rows[0]), int(rows[-1])
+    # Below the rounded rim the wall follows the body; above it the rim's radius carries on.
+    rim = top - max(3, (top - bottom) // 20)
+    inner = smooth - wall
+    inner[rim:] = inner[rim]
+    floor = bottom + 1.5 * wall
+    if inner[rim] < 2.0 * wall or rim - floor < 2.0 * wall:
+        return None
+    y_idx = np.clip(ys, 0, len(radius) - 1).astype(np.intp)
+    inner_y = inner[y_idx].astype(np.float32)  # (ny,) float
+    rho = np.hypot((xs - axis)[:, None].astype(np.float32), zs[None, :].astype(np.float32))
+    side = inner_y[None, :, None] - rho[:, None, :]  # (nx, ny, nz)
+    return np.minimum(side, (ys - floor).astype(np.float32)[None, :, None])
 
 
 def _handle_field(inside: np.ndarray, core: np.ndarray, g: int) -> tuple[np.ndarray, float] | None:
