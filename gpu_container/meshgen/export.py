@@ -40,6 +40,8 @@ def export_mesh(mesh: trimesh.Trimesh, fmt: AssetFormat, *, texture: bool) -> by
         )
         mesh.visual = trimesh.visual.TextureVisuals(material=material)
     if fmt is AssetFormat.GLB:
+        if texture:
+            mesh.visual.vertex_colors = srgb_to_linear(mesh.visual.vertex_colors)
         data = mesh.export(file_type="glb", include_normals=True)
         # Without a material glTF viewers treat the colours as fully metallic (almost black).
         return _with_dielectric_default(data) if texture else data
@@ -51,6 +53,30 @@ def export_mesh(mesh: trimesh.Trimesh, fmt: AssetFormat, *, texture: bool) -> by
     if fmt is AssetFormat.PLY:
         return mesh.export(file_type="ply", encoding="binary")
     raise ValueError(f"unsupported format {fmt!r}")
+
+
+def srgb_to_linear(rgba: np.ndarray) -> np.ndarray:
+    """Convert colours sampled from a photo (sRGB) to linear RGB, alpha unchanged.
+
+    glTF defines ``COLOR_0`` as linear; storing sRGB values there makes every viewer show the
+    asset washed out. OBJ and PLY have no such rule and keep the photo's sRGB values.
+
+    Parameters
+    ----------
+    rgba
+        ``(n, 4)`` uint8 sRGB colours.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 4)`` uint8 linear colours.
+    """
+    rgba = np.asarray(rgba, dtype=np.uint8)
+    srgb = rgba[:, :3].astype(np.float64) / 255.0  # (n, 3) float
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    out = rgba.copy()
+    out[:, :3] = np.round(linear * 255.0).astype(np.uint8)
+    return out
 
 
 def _with_dielectric_default(glb: bytes) -> bytes:

@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = REPO_ROOT / "node_modules"
@@ -70,3 +73,25 @@ def assert_valid_gltf(asset: bytes | str | os.PathLike[str]) -> dict[str, Any]:
         lines = [f"{m['code']} at {m.get('pointer', '?')}: {m['message']}" for m in errors]
         raise AssertionError(f"{issues['numErrors']} glTF validator error(s):\n" + "\n".join(lines))
     return report
+
+
+def glb_json(data: bytes) -> dict:
+    """The JSON chunk of a GLB."""
+    length = struct.unpack_from("<I", data, 12)[0]
+    return json.loads(data[20 : 20 + length])
+
+
+def glb_accessor(data: bytes, index: int) -> np.ndarray:
+    """An accessor's elements straight from the GLB's binary chunk (no loader in between)."""
+    doc = glb_json(data)
+    json_len = struct.unpack_from("<I", data, 12)[0]
+    bin_start = 20 + json_len + 8
+    acc = doc["accessors"][index]
+    view = doc["bufferViews"][acc["bufferView"]]
+    dtype = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
+    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[acc["type"]]
+    offset = bin_start + view.get("byteOffset", 0) + acc.get("byteOffset", 0)
+    values = np.frombuffer(
+        data, dtype=dtype[acc["componentType"]], count=acc["count"] * width, offset=offset
+    )
+    return values.reshape(acc["count"], width)

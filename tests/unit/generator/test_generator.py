@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from gpu_container.meshgen.errors import BadInputError, QualityError
 from gpu_container.meshgen.mesh import TARGET_SIZE_M
 from gpu_container.meshgen.scenes import SyntheticSegmentation
 from meshdrop.contract import AssetFormat, JobOptions, Preset, Stage
-from tests.helpers.gltf import assert_valid_gltf
+from tests.helpers.gltf import assert_valid_gltf, glb_accessor, glb_json
 from tests.helpers.photos import make_photo
 from tests.helpers.shapes import rendered
 
@@ -29,27 +28,6 @@ def generator() -> Generator:
 @pytest.fixture(scope="module")
 def bottle_glb(generator: Generator) -> GenerationResult:
     return generator.generate_from_segmentation(rendered("bottle"), JobOptions(preset=Preset.FAST))
-
-
-def _glb_json(data: bytes) -> dict:
-    length = struct.unpack_from("<I", data, 12)[0]
-    return json.loads(data[20 : 20 + length])
-
-
-def _glb_accessor(data: bytes, index: int) -> np.ndarray:
-    """An accessor's elements straight from the GLB's binary chunk (no loader in between)."""
-    doc = _glb_json(data)
-    json_len = struct.unpack_from("<I", data, 12)[0]
-    bin_start = 20 + json_len + 8
-    acc = doc["accessors"][index]
-    view = doc["bufferViews"][acc["bufferView"]]
-    dtype = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
-    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[acc["type"]]
-    offset = bin_start + view.get("byteOffset", 0) + acc.get("byteOffset", 0)
-    values = np.frombuffer(
-        data, dtype=dtype[acc["componentType"]], count=acc["count"] * width, offset=offset
-    )
-    return values.reshape(acc["count"], width)
 
 
 def _load(result: GenerationResult) -> trimesh.Trimesh:
@@ -86,12 +64,12 @@ def test_metrics_and_timings(bottle_glb: GenerationResult) -> None:
 
 
 def test_texture_colours_the_front_from_the_photo(bottle_glb: GenerationResult) -> None:
-    doc = _glb_json(bottle_glb.data)
+    doc = glb_json(bottle_glb.data)
     prim = doc["meshes"][0]["primitives"][0]
     assert "COLOR_0" in prim["attributes"]
     material = doc["materials"][prim["material"]]
     assert material["pbrMetallicRoughness"]["metallicFactor"] == 0.0
-    colours = _glb_accessor(bottle_glb.data, prim["attributes"]["COLOR_0"])[:, :3].astype(float)
+    colours = glb_accessor(bottle_glb.data, prim["attributes"]["COLOR_0"])[:, :3].astype(float)
     assert len(colours) == bottle_glb.vertices
     # The rendered bottle is green (40, 120, 60) shaded: green dominates everywhere.
     assert (colours[:, 1] > colours[:, 0]).mean() > 0.95
@@ -103,7 +81,7 @@ def test_texture_off_is_a_plain_material(generator: Generator) -> None:
         rendered("bottle"), JobOptions(preset=Preset.FAST, texture=False)
     )
     assert_valid_gltf(result.data)
-    prim = _glb_json(result.data)["meshes"][0]["primitives"][0]
+    prim = glb_json(result.data)["meshes"][0]["primitives"][0]
     assert "COLOR_0" not in prim["attributes"]
     assert "material" in prim
 

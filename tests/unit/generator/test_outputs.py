@@ -14,11 +14,11 @@ from PIL import Image
 
 from gpu_container.meshgen import Generator
 from gpu_container.meshgen.evaluation import run_case, silhouette_iou, surface_scores, true_mesh
-from gpu_container.meshgen.export import export_mesh
+from gpu_container.meshgen.export import export_mesh, srgb_to_linear
 from gpu_container.meshgen.scenes import render, scenes
 from gpu_container.meshgen.thumbnail import render_thumbnail
 from meshdrop.contract import AssetFormat, Preset
-from tests.helpers.gltf import assert_valid_gltf, validate_gltf
+from tests.helpers.gltf import assert_valid_gltf, glb_accessor, glb_json, validate_gltf
 
 
 def _coloured_sphere() -> trimesh.Trimesh:
@@ -75,6 +75,18 @@ def test_exported_textured_glb_validates() -> None:
     report = assert_valid_gltf(data)
     assert report["info"]["materialCount"] == 1
     assert report["info"]["maxAttributes"] == 3  # POSITION, NORMAL, COLOR_0
+
+
+def test_glb_vertex_colours_are_linear_as_gltf_requires() -> None:
+    """sRGB photo colours stored as-is would look washed out in every glTF viewer."""
+    mesh = _coloured_sphere()  # sRGB (220, 30, 30)
+    data = export_mesh(mesh, AssetFormat.GLB, texture=True)
+    prim = glb_json(data)["meshes"][0]["primitives"][0]
+    colours = glb_accessor(data, prim["attributes"]["COLOR_0"])
+    assert {tuple(c[:3]) for c in colours} == {(183, 3, 3)}  # linear of sRGB 220 and 30
+    ply = trimesh.load(io.BytesIO(export_mesh(mesh, AssetFormat.PLY, texture=True)), "ply")
+    assert tuple(ply.visual.vertex_colors[0, :3]) == (220, 30, 30)  # PLY keeps sRGB
+    assert tuple(srgb_to_linear(np.array([[255, 128, 0, 7]], np.uint8))[0]) == (255, 55, 0, 7)
 
 
 def test_surface_scores_tell_shapes_apart() -> None:
