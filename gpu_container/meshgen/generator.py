@@ -285,6 +285,8 @@ class Generator:
                 clean_mask(mask_up),
                 g,
                 turn_axis=volume.turn_axis,
+                box=volume.box,
+                caps=volume.prior == PriorKind.REVOLUTION.value,
             )
             mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colours)
             _, nearest = mesh.kdtree.query(preview.vertices)

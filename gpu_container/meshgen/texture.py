@@ -2,12 +2,105 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from .shape import BoxFit
 
 #: How much of the back's colour is the object's mean colour rather than the mirrored front:
 #: a label printed on the front rarely repeats on the back, but the body colour does.
 BACK_MEAN_WEIGHT = 0.35
+#: How far (grid pixels, as projected) inside its own face's image region a box vertex is
+#: sampled: the photo's edge between two faces is blurred over a pixel or two, and the fitted
+#: box sits within about a pixel of the true one.
+FACE_MARGIN_PX = 2.0
+#: Half-height (fraction of the object's height in the photo) of the band of rows whose median
+#: colours a cap: a revolved object's top and bottom are seen edge-on, as one row of pixels.
+CAP_BAND = 0.04
+#: ``|n_y|`` from which a vertex counts as part of a cap (fully so from ``+ 0.25``).
+CAP_START = 0.6
+
+
+def snap_to_box_faces(
+    vertices: np.ndarray, normals: np.ndarray, box: BoxFit
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move each vertex inside the face of ``box`` it lies on, and give it that face's normal.
+
+    A vertex near an edge projects next to the edge in the photo, where the neighbouring face's
+    colour is a pixel away: sampling there saw-tooths the edge. Sampling a few projected pixels
+    inside the vertex's own face keeps edges crisp.
+
+    Parameters
+    ----------
+    vertices
+        ``(n, 3)`` float, camera frame (grid pixels).
+    normals
+        ``(n, 3)`` float unit vertex normals, camera frame: they pick the face (a vertex a
+        fraction of a pixel from an edge may be nearer the other face's plane).
+    box
+        The fitted box (centre, half extents, object-to-camera rotation).
+
+    Returns
+    -------
+    points, normals
+        ``(n, 3)`` float sample points and ``(n, 3)`` float face normals, camera frame.
+    """
+    rot = box.rotation  # (3, 3) object -> camera
+    half = np.asarray(box.half, dtype=np.float64)  # (3,) float
+    local = (vertices - box.centre) @ rot  # (n, 3) float, object frame
+    n_obj = normals @ rot  # (n, 3) float, object frame
+    face = np.argmax(np.abs(n_obj), axis=1)  # (n,) int: the face the vertex shades as
+    # On face i, a step along its axis j moves the projection away from the edges running
+    # along its other axis k by |p_j x p_k| / |p_k| grid pixels (p: projected unit axes).
+    axes = rot[:2, :].T  # (3, 2) float
+    limit = np.empty((3, 3))  # [face, axis] half extent of the sampled part of the face
+    for i in range(3):
+        for j in range(3):
+            k = 3 - i - j
+            if j == i:
+                limit[i, j] = half[j]
+                continue
+            pj, pk = axes[j], axes[k]
+            away = abs(pj[0] * pk[1] - pj[1] * pk[0]) / max(float(np.linalg.norm(pk)), 1e-6)
+            margin = min(FACE_MARGIN_PX / max(away, 1e-3), 0.4 * half[j])
+            limit[i, j] = half[j] - margin
+    snapped = np.clip(local, -limit[face], limit[face])
+    rows = np.arange(len(local))
+    snapped[rows, face] = local[rows, face]  # stay on the face's plane
+    normals = np.zeros_like(local)
+    normals[rows, face] = np.where(n_obj[rows, face] < 0.0, -1.0, 1.0)
+    return snapped @ rot.T + box.centre, normals @ rot.T
+
+
+def band_medians(rgb: np.ndarray, inside: np.ndarray, rows: np.ndarray, half: int) -> np.ndarray:
+    """Median colour of the object's pixels in the band of rows around each of ``rows``.
+
+    Parameters
+    ----------
+    rgb
+        ``(s, s, 3)`` photo.
+    inside
+        ``(s, s)`` bool object mask.
+    rows
+        ``(n,)`` int row indices.
+    half
+        Half-height of the band in rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 3)`` float; the mean colour of the object where a band holds none of it.
+    """
+    out = np.empty((len(rows), 3), dtype=np.float32)
+    fallback = rgb[inside].astype(np.float32).mean(axis=0) if inside.any() else rgb.mean((0, 1))
+    for r in np.unique(rows):
+        lo, hi = max(int(r) - half, 0), int(r) + half + 1
+        pixels = rgb[lo:hi][inside[lo:hi]]  # (k, 3)
+        out[rows == r] = np.median(pixels, axis=0) if len(pixels) else fallback
+    return out
 
 
 def fill_background(rgb: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -37,6 +130,8 @@ def vertex_colours(
     grid: int,
     *,
     turn_axis: np.ndarray | None = None,
+    box: BoxFit | None = None,
+    caps: bool = False,
 ) -> np.ndarray:
     """Colour each vertex from the photo by orthographic projection along the view axis.
 
@@ -58,6 +153,13 @@ def vertex_colours(
         image under a half turn about that axis (a box's back-left face looks like its
         front-right face), and faces pointing down along it (never seen) the mean colour.
         ``None``: the back mirrors the front through the plane ``z = const``.
+    box
+        The fitted box of a box prior: every vertex is sampled inside its own face's image
+        region and shaded as that face (see :func:`snap_to_box_faces`).
+    caps
+        Colour vertices facing up or down (a revolved object's top and bottom, seen edge-on)
+        from the median of the object's pixels in a band of rows around where they project,
+        not from the single row they land on (which streaks the cap).
 
     Returns
     -------
@@ -67,6 +169,8 @@ def vertex_colours(
     s = rgb.shape[0]
     filled = fill_background(rgb, inside).astype(np.float32)  # (s, s, 3)
     unseen = np.zeros(len(vertices), dtype=bool)
+    if box is not None:
+        vertices, normals = snap_to_box_faces(vertices, normals, box)
     if turn_axis is not None:
         point, up = turn_axis[0], turn_axis[1] / np.linalg.norm(turn_axis[1])
         rel = vertices - point  # (n, 3) float
@@ -78,6 +182,15 @@ def vertex_colours(
     cols = np.clip(np.rint((vertices[:, 0] + 0.5) * scale - 0.5), 0, s - 1).astype(int)
     rows = np.clip(np.rint((grid - 0.5 - vertices[:, 1] + 0.5) * scale - 0.5), 0, s - 1).astype(int)
     front = filled[rows, cols]  # (n, 3) float
+    if caps and inside.any():
+        ny = np.abs(normals[:, 1])
+        cap = ny > CAP_START
+        if cap.any():
+            object_rows = np.flatnonzero(inside.any(axis=1))
+            band = max(1, int(np.rint(CAP_BAND * (object_rows[-1] - object_rows[0] + 1))))
+            weight = np.clip((ny[cap] - CAP_START) / 0.25, 0.0, 1.0)[:, None]
+            median = band_medians(rgb, inside, rows[cap], band)
+            front[cap] = front[cap] * (1.0 - weight) + median * weight
     mean = rgb[inside].astype(np.float32).mean(axis=0) if inside.any() else front.mean(axis=0)
     # Blend from the seen front to the guessed back as the normal turns away from the camera.
     facing = np.clip(normals[:, 2], -1.0, 1.0)  # (n,) float

@@ -49,6 +49,9 @@ class Volume:
         ``(2, 3)`` float point and direction of the object's vertical axis in the camera
         frame, for texturing the unseen back by a half turn about it (see
         :func:`..texture.vertex_colours`); ``None``: the back mirrors the front.
+    box
+        The fitted box of a box prior, so texturing can sample each face inside its own image
+        region (crisp edges); ``None`` for other priors.
     """
 
     values: np.ndarray
@@ -59,6 +62,7 @@ class Volume:
     spacing: float = 1.0
     to_object: np.ndarray | None = None
     turn_axis: np.ndarray | None = None
+    box: BoxFit | None = None
 
 
 def _row_extents(mask: np.ndarray, axis: float) -> tuple[np.ndarray, np.ndarray]:
@@ -388,6 +392,7 @@ def box_field(
         # A box is symmetric under a half turn about its vertical axis: its unseen faces are
         # textured like the seen faces opposite them.
         turn_axis=np.stack([fit.centre, rot[:, 1]]),
+        box=fit,
     )
 
 

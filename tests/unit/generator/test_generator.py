@@ -13,7 +13,7 @@ from PIL import Image
 from gpu_container.meshgen import GenerationResult, Generator
 from gpu_container.meshgen.errors import BadInputError, QualityError
 from gpu_container.meshgen.mesh import TARGET_SIZE_M
-from gpu_container.meshgen.scenes import SyntheticSegmentation
+from gpu_container.meshgen.scenes import SyntheticSegmentation, scenes, view_rotation
 from meshdrop.contract import AssetFormat, JobOptions, Preset, Stage
 from tests.helpers.gltf import assert_valid_gltf, glb_accessor, glb_json
 from tests.helpers.photos import make_photo
@@ -169,3 +169,47 @@ def test_backend_choices() -> None:
 def test_missing_model_directory(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
         Generator.from_pretrained(tmp_path / "nope")
+
+
+def _shade(scene: str, normal: np.ndarray, yaw: float, elevation: float) -> np.ndarray:
+    """Colour the ray-marcher gives a face with world ``normal`` (see ``scenes.render``)."""
+    light = np.array([0.4, 0.7, 0.6])
+    light /= np.linalg.norm(light)
+    lit = float(np.clip((view_rotation(yaw, elevation) @ normal) @ light, 0.0, 1.0))
+    return np.asarray(scenes()[scene].colour, dtype=float) * (0.3 + 0.7 * lit)
+
+
+def test_box_edges_are_crisp_every_top_vertex_has_the_top_colour(generator: Generator) -> None:
+    # Seen from above and to the side, the top face borders the two front faces in the photo:
+    # a top vertex by an edge must not take the front face's darker colour (saw-toothed edges).
+    yaw, elevation = 30.0, 20.0
+    recon = generator.reconstruct(
+        rendered("box", 256, yaw, elevation), JobOptions(preset=Preset.FAST).preset_spec
+    )
+    assert recon.metrics["shape_prior"] == "box"
+    colours = np.asarray(recon.mesh.visual.vertex_colors)[:, :3].astype(float)
+    top = recon.mesh.vertex_normals[:, 1] > 0.95  # upright asset: Y is up
+    assert top.sum() > 100
+    expected = _shade("box", np.array([0.0, 1.0, 0.0]), yaw, elevation)
+    off = np.abs(colours[top] - expected).max(axis=1)  # (k,) float
+    assert (off > 15.0).mean() < 0.01
+    # The front faces keep their own, darker colours up to the same edge.
+    front = recon.mesh.vertex_normals[:, 2] > 0.95
+    expected_front = _shade("box", np.array([0.0, 0.0, 1.0]), yaw, elevation)
+    assert (np.abs(colours[front] - expected_front).max(axis=1) > 15.0).mean() < 0.01
+
+
+def test_revolved_caps_are_one_colour_not_streaks_of_the_top_row(generator: Generator) -> None:
+    # Seen from the side, a can's lid is one row of the photo whose colour changes across
+    # it with the light on the curved wall; the lid must not be striped by it.
+    recon = generator.reconstruct(rendered("can"), JobOptions(preset=Preset.FAST).preset_spec)
+    assert recon.metrics["shape_prior"] == "revolution"
+    mesh = recon.mesh
+    colours = np.asarray(mesh.visual.vertex_colors)[:, :3].astype(float)
+    lid = (mesh.vertex_normals[:, 1] > 0.9) & (mesh.vertices[:, 1] > 0.9 * mesh.bounds[1, 1])
+    assert lid.sum() > 50
+    spread = np.percentile(colours[lid], 95, axis=0) - np.percentile(colours[lid], 5, axis=0)
+    assert spread.max() < 10.0
+    # Its colour is the can's red, as seen on the wall below it.
+    red = np.median(colours[lid], axis=0)
+    assert red[0] > 2.5 * red[1] and red[0] > 2.5 * red[2]
