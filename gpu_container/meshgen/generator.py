@@ -276,6 +276,9 @@ class Generator:
         inside_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA) >= 0.5
         mesh = mesh_within_budget(volume, spec.max_faces)
         preview = _preview_mesh(mesh, volume)
+        if volume.placement is not None:
+            mesh.apply_transform(volume.placement)
+            preview.apply_transform(volume.placement)
         iou = front_view_iou(mesh, inside_g)
         if texture:
             colours = vertex_colours(

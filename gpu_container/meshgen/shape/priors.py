@@ -14,7 +14,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.measure import find_contours
 
-from .boxfit import BOX_DEPTH_RATIO, BoxFit, fit_box
+from .boxfit import BOX_DEPTH_RATIO, BoxFit, box_rotation, fit_box
 from .silhouette import PriorKind
 
 #: Thickest half-depth of an inflated outline, as a fraction of its thickest half-width.
@@ -49,6 +49,10 @@ class Volume:
         ``(2, 3)`` float point and direction of the object's vertical axis in the camera
         frame, for texturing the unseen back by a half turn about it (see
         :func:`..texture.vertex_colours`); ``None``: the back mirrors the front.
+    placement
+        ``(4, 4)`` float transform from the field's frame to the camera frame, applied to the
+        mesh before texturing and the self-check (a vessel seen from above is built upright,
+        then tilted as the camera saw it); ``None``: the field is in the camera frame.
     box
         The fitted box of a box prior, so texturing can sample each face inside its own image
         region (crisp edges); ``None`` for other priors.
@@ -62,6 +66,7 @@ class Volume:
     spacing: float = 1.0
     to_object: np.ndarray | None = None
     turn_axis: np.ndarray | None = None
+    placement: np.ndarray | None = None
     box: BoxFit | None = None
 
 
@@ -113,6 +118,109 @@ PROFILE_SMOOTHING = 1.5
 #: Wall thickness of a hollowed vessel (mug) as a fraction of its largest radius: a ceramic
 #: mug's 5 mm wall on a 40 mm radius. Its floor is 1.5 times as thick.
 WALL_FRACTION = 0.1
+#: A vessel's rim ellipse is taken as the camera looking down only from this pitch: below it
+#: the rounded lip alone bulges the outline's top by a pixel or two.
+MIN_RIM_PITCH_DEG = 4.0
+#: Part of the outline's height, below the top and above the bottom, whose width is the rim's
+#: (or the foot's) major axis.
+RIM_BAND = (0.08, 0.3)
+
+
+def rim_pitch(mask: np.ndarray, axis: float) -> float:
+    """Camera pitch (degrees, looking down) from the ellipse of a vessel's rim in its outline.
+
+    Seen from above, a circular rim of radius ``a`` projects to an ellipse with semi-axes
+    ``a`` and ``a sin(pitch)``: the outline's top is its upper half. The top edge above each
+    column ``x`` (from the axis) is fitted by ``y0 + b sqrt(1 - (x / a)^2)``; ``b / a`` is the
+    sine of the pitch.
+
+    Parameters
+    ----------
+    mask
+        ``(g, g)`` float 0..1 de-tilted outline, rows top to bottom.
+    axis
+        Column of the symmetry axis.
+
+    Returns
+    -------
+    float
+        Pitch in degrees, 0 when no rim ellipse is seen.
+    """
+    g = mask.shape[0]
+    inside = mask >= 0.5
+    rows = np.flatnonzero(inside.any(axis=1))
+    if rows.size < 10:
+        return 0.0
+    top_row, height = int(rows[0]), int(rows[-1] - rows[0] + 1)
+    left, right = _row_extents(mask, axis)
+    radius = np.minimum(right - axis, axis - left)  # (g,) float, rows top to bottom
+    lo, hi = top_row + int(RIM_BAND[0] * height), top_row + max(int(RIM_BAND[1] * height), 2)
+    a = float(np.median(radius[lo:hi]))
+    if a < 4.0:
+        return 0.0
+    cols = np.arange(int(np.ceil(axis - 0.9 * a)), int(np.floor(axis + 0.9 * a)) + 1)
+    cols = cols[(cols >= 0) & (cols < g)]
+    covered = inside[:, cols]  # (g, k) bool
+    has = covered.any(axis=0)
+    if has.sum() < 5:
+        return 0.0
+    top_y = (g - 1 - np.argmax(covered, axis=0))[has].astype(np.float64)  # (k,) float
+    x = (cols[has] - axis) / a
+    basis = np.stack([np.ones_like(x), np.sqrt(np.clip(1.0 - x**2, 0.0, 1.0))], axis=1)
+    (_, b), *_ = np.linalg.lstsq(basis, top_y, rcond=None)
+    if b <= 0.0:
+        return 0.0
+    return float(np.degrees(np.arcsin(min(b / a, 0.95))))
+
+
+def unpitched(mask: np.ndarray, axis: float, pitch_deg: float) -> tuple[np.ndarray, float]:
+    """The outline a vessel seen from ``pitch_deg`` above would have seen from the side.
+
+    The rim's and the foot's ellipses add ``r sin(pitch)`` above and below the walls, and the
+    walls are shortened by ``cos(pitch)``: both are undone, so revolving the result gives the
+    vessel's true height and a flat rim instead of a dome.
+
+    Parameters
+    ----------
+    mask
+        ``(g, g)`` float 0..1 de-tilted outline, rows top to bottom.
+    axis
+        Column of the symmetry axis.
+    pitch_deg
+        Camera pitch (looking down).
+
+    Returns
+    -------
+    mask, centre_y
+        ``(g, g)`` float 0..1 side-on outline and the height (y up) it was stretched about.
+    """
+    g = mask.shape[0]
+    s, c = np.sin(np.radians(pitch_deg)), np.cos(np.radians(pitch_deg))
+    rows = np.flatnonzero((mask >= 0.5).any(axis=1))
+    top_row, bottom_row = int(rows[0]), int(rows[-1])
+    height = bottom_row - top_row + 1
+    left, right = _row_extents(mask, axis)
+    radius = np.minimum(right - axis, axis - left)  # (g,) float, rows top to bottom
+    top_r = float(
+        np.median(
+            radius[top_row + int(RIM_BAND[0] * height) : top_row + int(RIM_BAND[1] * height) + 1]
+        )
+    )
+    foot = radius[
+        bottom_row - int(RIM_BAND[1] * height) : bottom_row - int(RIM_BAND[0] * height) + 1
+    ]
+    foot_r = float(np.median(foot)) if foot.size else top_r
+    y_top = (g - 1 - top_row + 0.5) - top_r * s  # rim ellipse's centre, y up
+    y_bottom = (g - 1 - bottom_row - 0.5) + foot_r * s
+    centre = 0.5 * (y_top + y_bottom)
+    half = 0.5 * (y_top - y_bottom) / c  # half-height of the walls seen side-on
+    y_obj = g - 1 - np.arange(g, dtype=np.float64)  # (g,) float
+    y_img = centre + (y_obj - centre) * c
+    src_rows = g - 1 - y_img
+    rr, cc = np.meshgrid(src_rows, np.arange(g, dtype=np.float64), indexing="ij")
+    side = ndimage.map_coordinates(mask.astype(np.float64), [rr, cc], order=1, cval=0.0)
+    within = np.clip(half - np.abs(y_obj - centre) + 0.5, 0.0, 1.0)  # (g,) float
+    return np.minimum(side, within[:, None]).astype(np.float32), float(centre)
 
 
 def signed_distance_2d(mask: np.ndarray, smoothing: float = OUTLINE_SMOOTHING) -> np.ndarray:
@@ -212,6 +320,12 @@ def revolution_field(mask: np.ndarray, axis: float, *, with_handle: bool) -> Vol
         Field ``r(y) - hypot(x - axis, z)``; ``r`` is the radius of the symmetric core.
     """
     g = mask.shape[0]
+    pitch = rim_pitch(mask, axis) if with_handle else 0.0
+    centre_y = 0.0
+    if pitch >= MIN_RIM_PITCH_DEG:
+        mask, centre_y = unpitched(mask, axis, pitch)
+    else:
+        pitch = 0.0
     left, right = _row_extents(mask, axis)
     radius_tb = np.minimum(right - axis, axis - left)  # (g,) float, rows top to bottom
     radius_tb = ndimage.median_filter(np.clip(radius_tb, 0.0, None), size=3, mode="nearest")
@@ -253,7 +367,19 @@ def revolution_field(mask: np.ndarray, axis: float, *, with_handle: bool) -> Vol
             if cavity is not None:
                 np.minimum(values, -cavity, out=values)
                 details["wall_px"] = float(WALL_FRACTION * radius.max())
-    return Volume(values.astype(np.float32), origin, g, PriorKind.REVOLUTION.value, details)
+    volume = Volume(values.astype(np.float32), origin, g, PriorKind.REVOLUTION.value, details)
+    if pitch > 0.0:
+        # Built upright, tilted as the camera saw it for texturing and the self-check, and
+        # delivered upright again.
+        rot = box_rotation(0.0, pitch)  # (3, 3) object -> camera
+        centre = np.array([axis, centre_y, 0.0])
+        placement = np.eye(4)
+        placement[:3, :3] = rot
+        placement[:3, 3] = centre - rot @ centre
+        volume.placement = placement
+        volume.to_object = rot.T
+        details.update(pitch_deg=pitch, yaw_deg=0.0)
+    return volume
 
 
 def _cavity_field(

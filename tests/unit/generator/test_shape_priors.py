@@ -8,7 +8,8 @@ import trimesh
 
 from gpu_container.meshgen.errors import BadInputError
 from gpu_container.meshgen.generator import Generator
-from gpu_container.meshgen.shape import PriorKind, analyse_outline, fit_box
+from gpu_container.meshgen.shape import PriorKind, analyse_outline, fit_box, rotate
+from gpu_container.meshgen.shape.priors import MIN_RIM_PITCH_DEG, rim_pitch
 from meshdrop.contract import PRESETS, Preset
 from tests.helpers.shapes import blob, empty, rendered, rolled
 
@@ -249,3 +250,33 @@ def test_revolved_walls_have_no_rings() -> None:
     # Ringed walls (the profile straight from the traced outline) measure 3.7 and 12 degrees.
     assert angles.mean() < 2.0
     assert np.percentile(angles, 95) < 5.0
+
+
+@pytest.mark.parametrize("elevation", [0.0, 10.0, 25.0])
+def test_rim_ellipse_gives_the_camera_pitch(elevation: float) -> None:
+    import cv2
+
+    seg = rendered("mug", 256, 20.0, elevation)
+    analysis = analyse_outline(seg.mask, seg.rgb)
+    g = FAST.grid
+    mask = cv2.resize(rotate(seg.mask, analysis.tilt_deg), (g, g), interpolation=cv2.INTER_AREA)
+    pitch = rim_pitch(mask, analysis.axis_col * g - 0.5)
+    if elevation == 0.0:
+        assert pitch < MIN_RIM_PITCH_DEG  # the rounded lip is no ellipse
+    else:
+        assert pitch == pytest.approx(elevation, abs=2.5)
+
+
+@pytest.mark.parametrize("elevation", [10.0, 25.0])
+def test_mug_seen_from_above_keeps_its_height_and_flat_rim(
+    generator: Generator, elevation: float
+) -> None:
+    # Revolving the rim's ellipse would make a dome (taller, and hollowed into a notch): the
+    # true mug is 1.25 times as tall as it is wide (its depth, the handle lying across).
+    recon = generator.reconstruct(rendered("mug", 256, 20.0, elevation), FAST)
+    _width, height, depth = recon.mesh.extents
+    assert height / depth == pytest.approx(1.25, rel=0.04)
+    assert recon.metrics["prior_details"]["pitch_deg"] == pytest.approx(elevation, abs=2.5)
+    assert recon.mesh.is_watertight
+    # Seen again from the camera it inferred, the asset still covers the photo's outline.
+    assert recon.metrics["iou"] > 0.93
