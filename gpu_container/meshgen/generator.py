@@ -275,11 +275,12 @@ class Generator:
         # left out must count against it.
         inside_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA) >= 0.5
         mesh = mesh_within_budget(volume, spec.max_faces)
-        preview = _preview_mesh(mesh, volume)
+        to_final = np.eye(4)  # (4, 4) float: field coordinates -> delivered asset
         if volume.placement is not None:
             mesh.apply_transform(volume.placement)
-            preview.apply_transform(volume.placement)
+            to_final = volume.placement @ to_final
         iou = front_view_iou(mesh, inside_g)
+        colours = None
         if texture:
             colours = vertex_colours(
                 mesh.vertices,
@@ -292,15 +293,19 @@ class Generator:
                 caps=volume.prior == PriorKind.REVOLUTION.value,
             )
             mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colours)
-            _, nearest = mesh.kdtree.query(preview.vertices)
-            preview.visual = trimesh.visual.ColorVisuals(preview, vertex_colors=colours[nearest])
         if volume.to_object is not None:
             # Built as the camera saw it (texture and IoU above), delivered upright.
             upright = np.eye(4)
             upright[:3, :3] = volume.to_object
             mesh.apply_transform(upright)
-            preview.apply_transform(upright)
-        preview.apply_transform(to_metres(mesh, self.config.size_m))
+            to_final = upright @ to_final
+        to_final = to_metres(mesh, self.config.size_m) @ to_final
+        # Decimate the delivered mesh: quadric decimation of the same surface still turned as
+        # the camera saw it (a box at yaw 30) stalls far above the target and costs seconds.
+        preview = _preview_mesh(mesh, volume, to_final)
+        if colours is not None:
+            _, nearest = mesh.kdtree.query(preview.vertices)
+            preview.visual = trimesh.visual.ColorVisuals(preview, vertex_colors=colours[nearest])
         metrics = mesh_metrics(mesh)
         metrics.update(
             iou=round(iou, 4),
@@ -332,19 +337,27 @@ def _prior_volume(
     return inflation_field(mask_g)
 
 
-def _preview_mesh(mesh: trimesh.Trimesh, volume: Volume) -> trimesh.Trimesh:
-    """A few thousand faces of ``mesh`` for the thumbnail.
+def _preview_mesh(mesh: trimesh.Trimesh, volume: Volume, to_final: np.ndarray) -> trimesh.Trimesh:
+    """A few thousand faces of the delivered ``mesh`` for the thumbnail.
 
     Quadric decimation of the finished mesh keeps its smooth surfaces and thin parts (a mug's
-    handle); re-meshing a coarser field would put stair steps and lumps in the preview.
+    handle); re-meshing a coarser field (the fallback, moved by ``to_final``, ``(4, 4)`` float)
+    would put stair steps and lumps in the preview.
     """
     try:
         return decimate(mesh, PREVIEW_FACES)
     except GenerationError:
         # Marching cubes' face count grows with the square of the sampling rate.
-        surface = float(mesh.area) / volume.spacing**2  # in squared samples
+        surface = float(mesh.area) / (volume.spacing * _scale_of(to_final)) ** 2
         stride = max(1, int(np.ceil(np.sqrt(2.0 * surface / PREVIEW_FACES))))
-        return clean_mesh(mesh_from_volume(downsampled(volume, stride)))
+        coarse = clean_mesh(mesh_from_volume(downsampled(volume, stride)))
+        coarse.apply_transform(to_final)
+        return coarse
+
+
+def _scale_of(matrix: np.ndarray) -> float:
+    """Uniform scale of a similarity transform ``(4, 4)``."""
+    return float(np.cbrt(abs(np.linalg.det(matrix[:3, :3]))))
 
 
 def _notify(on_stage: StageCallback | None, stage: Stage) -> None:

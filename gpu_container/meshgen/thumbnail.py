@@ -7,7 +7,7 @@ import numpy as np
 import trimesh
 
 #: Faces drawn; a preview needs the outline and shading, not every triangle.
-PREVIEW_FACES = 4000
+PREVIEW_FACES = 12000
 SUPERSAMPLE = 2
 BACKGROUND = (245, 245, 245)
 

@@ -213,3 +213,21 @@ def test_revolved_caps_are_one_colour_not_streaks_of_the_top_row(generator: Gene
     # Its colour is the can's red, as seen on the wall below it.
     red = np.median(colours[lid], axis=0)
     assert red[0] > 2.5 * red[1] and red[0] > 2.5 * red[2]
+
+
+def test_box_preview_is_the_asset_decimated_not_a_coarser_remesh(generator: Generator) -> None:
+    # The thumbnail must show the asset itself: its vertices lie on the delivered surface. A box
+    # turned 30° used to stall decimation and fall back to re-meshing a coarse field (stair steps).
+    recon = generator.reconstruct(
+        rendered("box", 256, 30.0, 20.0), JobOptions(preset=Preset.BALANCED).preset_spec
+    )
+    assert recon.metrics["shape_prior"] == "box"
+    assert len(recon.preview.faces) < len(recon.mesh.faces)
+    # Same size, and the flat lid stays flat (a re-meshed coarse field has stair steps there).
+    np.testing.assert_allclose(recon.preview.bounds, recon.mesh.bounds, atol=2e-3)
+    preview = recon.preview
+    top = preview.vertex_normals[:, 1] > 0.99
+    assert top.sum() > 20
+    lid = preview.vertices[top, 1]  # (k,) float
+    assert lid.max() - lid.min() < 1e-3 * max(recon.mesh.extents)
+    assert preview.visual.kind == "vertex"
