@@ -1,6 +1,7 @@
-"""Seconds per stage and peak memory of the generator, per preset, on photos it makes itself.
+"""Seconds per stage and peak memory of the generator, per preset, on the sample photos.
 
-``python -m gpu_container.meshgen.bench [--repeat 3] [--objects bottle,mug,box] [--json]``
+``python -m gpu_container.meshgen.bench [--repeat 3] [--photos a.jpg b.jpg | --objects bottle,box]
+[--json]``: by default the project's ``samples/*.jpg``; ``--objects`` renders known shapes instead.
 
 Goals on a development CPU: balanced <= 3 s and <= 1 GiB, fast <= 1.5 s per photo.
 Peak memory is the process' resident high-water mark (``getrusage``), so run presets in
@@ -18,6 +19,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 from PIL import Image
 
@@ -27,6 +29,7 @@ from .generator import Generator
 from .scenes import render, scenes
 
 GOALS_S = {Preset.FAST: 1.5, Preset.BALANCED: 3.0}
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 GOAL_MEMORY_MIB = 1024
 
 
@@ -44,8 +47,8 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench(objects: list[str], repeat: int) -> list[dict[str, object]]:
-    photos = {name: _photo(name) for name in objects}
+def bench(photos: dict[str, bytes], repeat: int) -> list[dict[str, object]]:
+    objects = list(photos)
     generator = Generator.from_pretrained()
     generator.generate(photos[objects[0]], JobOptions(preset=Preset.FAST))  # warm caches
     rows = []
@@ -87,14 +90,21 @@ def bench(objects: list[str], repeat: int) -> list[dict[str, object]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--objects", default="bottle,mug,box,sphere")
+    parser.add_argument("--photos", nargs="+", type=Path, default=sorted(SAMPLES.glob("*.jpg")))
+    parser.add_argument("--objects", help="render these known shapes instead, e.g. bottle,box")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    objects = [o.strip() for o in args.objects.split(",") if o.strip()]
-    unknown = set(objects) - set(scenes())
-    if unknown:
-        parser.error(f"unknown objects {sorted(unknown)}; choose from {sorted(scenes())}")
-    rows = bench(objects, args.repeat)
+    if args.objects:
+        objects = [o.strip() for o in args.objects.split(",") if o.strip()]
+        unknown = set(objects) - set(scenes())
+        if unknown:
+            parser.error(f"unknown objects {sorted(unknown)}; choose from {sorted(scenes())}")
+        photos = {name: _photo(name) for name in objects}
+    else:
+        if not args.photos:
+            parser.error(f"no photos: {SAMPLES} has no *.jpg and none were given")
+        photos = {p.name: p.read_bytes() for p in args.photos}
+    rows = bench(photos, args.repeat)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
