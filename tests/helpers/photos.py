@@ -13,7 +13,10 @@ supersampling, so edges are anti-aliased like a real photo; ``mask`` is the cove
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -218,3 +221,47 @@ def _shade(colour: tuple[int, int, int], shape: tuple[int, int], hole: np.ndarra
     v = np.linspace(-1.0, 1.0, height)[:, None]
     light = 0.8 + 0.25 * np.cos(np.clip(u + 0.35, -1.5, 1.5) * 1.2) - 0.05 * v  # (h, w)
     return np.asarray(colour, dtype=np.float64)[None, None, :] * light[:, :, None]
+
+
+# Small real files and crafted headers for the ways an upload can be odd or unusable.
+
+
+def image_bytes(
+    fmt: str = "JPEG", size: tuple[int, int] = (64, 48), mode: str = "RGB", **save: Any
+) -> bytes:
+    """A small real image with some structure (a gradient and a square), encoded as ``fmt``."""
+    width, height = size
+    image = Image.new("RGB", size, (240, 240, 235))
+    pixels = image.load()
+    assert pixels is not None
+    for y in range(height):
+        for x in range(width):
+            if width // 4 <= x < 3 * width // 4 and height // 4 <= y < 3 * height // 4:
+                pixels[x, y] = (200 * x // width, 80, 200 * y // height)
+    if mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def exif_rotated_jpeg() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° CW to display
+    return image_bytes("JPEG", (80, 40), exif=exif.tobytes())
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` but holds one tiny IDAT chunk."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )

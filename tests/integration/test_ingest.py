@@ -14,13 +14,8 @@ from lambdas.common.settings import ingest_settings
 from lambdas.ingest.service import Ingestor, LeaseHeldError, Outcome
 from meshdrop.contract import JobSpec, JobState
 from meshdrop.contract.jobs import GSI_BY_SOURCE, GSI_BY_STATE
-from tests.integration.conftest import (
-    Stack,
-    exif_rotated_jpeg,
-    image_bytes,
-    load_event,
-    png_header_only,
-)
+from tests.helpers.photos import exif_rotated_jpeg, image_bytes, png_header_only
+from tests.integration.conftest import Stack, load_event
 
 KEY = "images/uploaded/kitchen/mug.jpg"
 

@@ -8,7 +8,8 @@ import pytest
 
 from lambdas.common.jobstore import JobStore
 from meshdrop.contract import JobState, parse_source_key
-from tests.integration.conftest import Stack, image_bytes, load_event
+from tests.helpers.photos import image_bytes
+from tests.integration.conftest import Stack, load_event
 
 KEY = "images/uploaded/kitchen/mug.jpg"
 

@@ -14,7 +14,7 @@ from lambdas.ingest.validation import (
     read_checked,
     sniff_format,
 )
-from tests.integration.conftest import exif_rotated_jpeg, image_bytes, png_header_only
+from tests.helpers.photos import exif_rotated_jpeg, image_bytes, png_header_only
 
 LIMIT = 40_000_000
 

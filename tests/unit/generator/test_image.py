@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from PIL import Image
 from gpu_container.meshgen.errors import BadInputError
 from gpu_container.meshgen.image import LoadedImage, load_image
 from meshdrop.contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from tests.helpers.photos import png_header_only
 
 
 def encode(img: Image.Image, fmt: str, **params: object) -> bytes:
@@ -26,22 +25,6 @@ def marked(width: int = 60, height: int = 40) -> np.ndarray:
     rgb = np.full((height, width, 3), 128, dtype=np.uint8)
     rgb[: height // 2, : width // 2] = (220, 30, 30)
     return rgb
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height (8-bit RGB), with one tiny IDAT."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 def test_rgb_jpeg() -> None:
@@ -153,13 +136,13 @@ def test_truncated(fmt: str) -> None:
 def test_decompression_bomb_is_refused_from_the_header() -> None:
     # 40000 x 40000 = 1.6 Gpx; the file is a few hundred bytes and must never be decoded.
     with pytest.raises(BadInputError, match="too many pixels"):
-        load_image(png_header(40000, 40000))
+        load_image(png_header_only(40000, 40000))
 
 
 def test_over_our_pixel_limit_names_the_size() -> None:
     side = int(MAX_IMAGE_PIXELS**0.5) + 100  # over our limit, under PIL's own bomb check
     with pytest.raises(BadInputError, match=rf"{side}x{side}.*limit"):
-        load_image(png_header(side, side))
+        load_image(png_header_only(side, side))
     small = encode(Image.fromarray(marked()), "PNG")
     with pytest.raises(BadInputError, match="limit of 1,000"):
         load_image(small, max_pixels=1000)
