@@ -19,7 +19,7 @@ from string import Template
 from typing import Any
 from urllib.parse import quote
 
-from meshdrop.contract import JobState
+from meshdrop.contract import TERMINAL_STATES, JobState
 
 MODEL_VIEWER_JS = "model-viewer.min.js"
 #: Overrides where model-viewer's bundle is copied from (default: the repository's node_modules).
@@ -99,7 +99,7 @@ def _fmt_metric(value: Any) -> str:
 def _card(out_dir: Path, entry: GalleryEntry, index: int) -> str:
     e = html.escape
     status = entry.status.value if isinstance(entry.status, JobState) else str(entry.status)
-    status_class = status if status in {"SUCCEEDED", "FAILED", "REJECTED"} else "other"
+    status_class = status if status in TERMINAL_STATES else "other"
     asset = _local(out_dir, entry.asset, index)
     thumb = _local(out_dir, entry.thumbnail, index)
     photo = _local(out_dir, entry.photo, index)

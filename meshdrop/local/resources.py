@@ -165,6 +165,36 @@ def _allow_service(queue_arn: str, service: str, source_arn: str) -> str:
     )
 
 
+def create_job_table(ddb: Any, name: str) -> None:
+    """The job table as the stack defines it (keys, both GSIs, TTL), with a DynamoDB client."""
+    indexes = (
+        (GSI_BY_STATE, GSI_BY_STATE_PK, GSI_BY_STATE_SK),
+        (GSI_BY_SOURCE, GSI_BY_SOURCE_PK, GSI_BY_SOURCE_SK),
+    )
+    attributes = [TABLE_PK, *(key for _, pk, sk in indexes for key in (pk, sk))]
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
+        KeySchema=[{"AttributeName": TABLE_PK, "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": pk, "KeyType": "HASH"},
+                    {"AttributeName": sk, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, pk, sk in indexes
+        ],
+    )
+    ddb.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )
+
+
 def create_resources(
     names: ResourceNames | None = None,
     *,
@@ -232,40 +262,7 @@ def create_resources(
         },
     )
 
-    ddb.create_table(
-        TableName=names.table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": TABLE_PK, "AttributeType": "S"},
-            {"AttributeName": GSI_BY_STATE_PK, "AttributeType": "S"},
-            {"AttributeName": GSI_BY_STATE_SK, "AttributeType": "S"},
-            {"AttributeName": GSI_BY_SOURCE_PK, "AttributeType": "S"},
-            {"AttributeName": GSI_BY_SOURCE_SK, "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": TABLE_PK, "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": GSI_BY_STATE,
-                "KeySchema": [
-                    {"AttributeName": GSI_BY_STATE_PK, "KeyType": "HASH"},
-                    {"AttributeName": GSI_BY_STATE_SK, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            },
-            {
-                "IndexName": GSI_BY_SOURCE,
-                "KeySchema": [
-                    {"AttributeName": GSI_BY_SOURCE_PK, "KeyType": "HASH"},
-                    {"AttributeName": GSI_BY_SOURCE_SK, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            },
-        ],
-    )
-    ddb.update_time_to_live(
-        TableName=names.table,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
-    )
+    create_job_table(ddb, names.table)
 
     bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]
     topic_arn = sns.create_topic(Name=names.topic)["TopicArn"]

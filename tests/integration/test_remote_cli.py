@@ -41,10 +41,8 @@ from meshdrop.contract.events import now_iso
 from meshdrop.contract.jobs import (
     ASSET_META_JOB_ID,
     ASSET_META_SOURCE_KEY,
-    GSI_BY_SOURCE,
     GSI_BY_SOURCE_PK,
     GSI_BY_SOURCE_SK,
-    GSI_BY_STATE,
     GSI_BY_STATE_PK,
     GSI_BY_STATE_SK,
     TABLE_PK,
@@ -56,6 +54,7 @@ from meshdrop.contract.wiring import (
     STACK_OUTPUT_BUCKET,
     STACK_OUTPUT_TABLE,
 )
+from meshdrop.local.resources import create_job_table
 from meshdrop.remote.client import discover
 from meshdrop.remote.errors import RemoteError
 
@@ -179,27 +178,7 @@ def make_stack(endpoint: str) -> Stack:
     ddb = boto3.resource("dynamodb", region_name=REGION, endpoint_url=endpoint)
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    attributes = [TABLE_PK, GSI_BY_STATE_PK, GSI_BY_STATE_SK, GSI_BY_SOURCE_PK, GSI_BY_SOURCE_SK]
-    ddb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": TABLE_PK, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": index,
-                "KeySchema": [
-                    {"AttributeName": pk, "KeyType": "HASH"},
-                    {"AttributeName": sk, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for index, pk, sk in (
-                (GSI_BY_STATE, GSI_BY_STATE_PK, GSI_BY_STATE_SK),
-                (GSI_BY_SOURCE, GSI_BY_SOURCE_PK, GSI_BY_SOURCE_SK),
-            )
-        ],
-    )
+    create_job_table(ddb.meta.client, name)
     return Stack(bucket=name, table=name, s3=s3, ddb=ddb)
 
 
