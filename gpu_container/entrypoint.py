@@ -1,10 +1,10 @@
 """Container entrypoint: the AWS adapter around the generator.
 
 AWS Batch runs ``python -m gpu_container.entrypoint`` with the job in its environment
-(:meth:`meshdrop.contract.JobSpec.from_env`, plus ``MESHDROP_EVENT_BUS`` and optionally
+(:meth:`meshdrop_contract.JobSpec.from_env`, plus ``MESHDROP_EVENT_BUS`` and optionally
 ``MESHDROP_WEIGHTS``). The process downloads the photo, runs the generator, uploads the asset
 and its thumbnail, and reports through EventBridge. Its exit code drives the Batch retry
-strategy (:class:`meshdrop.contract.ExitCode`):
+strategy (:class:`meshdrop_contract.ExitCode`):
 
 * 0: the asset is stored and one "Job Succeeded" event was sent.
 * 65 / 66: bad input / quality gate; one "Job Failed" event was sent; never retried.
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlparse
 
-from meshdrop.contract import (
+from meshdrop_contract import (
     AssetFormat,
     DetailType,
     ErrorKind,
@@ -42,7 +42,7 @@ from meshdrop.contract import (
     base_detail,
     put_events_entry,
 )
-from meshdrop.contract.jobs import (
+from meshdrop_contract.jobs import (
     ASSET_META_GENERATOR,
     ASSET_META_JOB_ID,
     ASSET_META_PRESET,

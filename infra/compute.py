@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from meshdrop.contract import ExitCode
+from meshdrop_contract import ExitCode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = "gpu_container/Dockerfile"
@@ -25,10 +25,7 @@ DOCKERFILE = "gpu_container/Dockerfile"
 IMAGE_EXCLUDE: tuple[str, ...] = (
     "*",
     "!gpu_container",
-    "!meshdrop",
-    "meshdrop/*",
-    "!meshdrop/__init__.py",
-    "!meshdrop/contract",
+    "!meshdrop_contract",
     "**/__pycache__",
     "**/*.pyc",
 )

@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from meshdrop.contract import (
+from meshdrop_contract import (
     DetailType,
     batch_job_state_pattern,
     meshdrop_job_events_pattern,
@@ -29,7 +29,7 @@ TARGET_MAX_EVENT_AGE = Duration.hours(2)
 
 
 def event_pattern(pattern: Mapping[str, Any]) -> events.EventPattern:
-    """The CDK form of a plain EventBridge pattern as ``meshdrop.contract.wiring`` returns it.
+    """The CDK form of a plain EventBridge pattern as ``meshdrop_contract.wiring`` returns it.
 
     Raises
     ------

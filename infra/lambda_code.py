@@ -1,6 +1,6 @@
 """Packaging of the Lambda functions without Docker.
 
-One asset holds both handlers: ``lambdas/`` plus ``meshdrop/contract`` (stdlib only) plus the
+One asset holds both handlers: ``lambdas/`` plus ``meshdrop_contract/`` (stdlib only) plus the
 third-party wheels of the ``lambda`` extra in pyproject.toml (boto3 excepted: the runtime has it),
 installed for the Lambda platform with ``pip --platform ... --only-binary=:all:``. Docker is only
 the fallback when local bundling is impossible.
@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON_VERSION = "3.12"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 #: (relative path, is a directory) of the project code the functions import.
-PACKAGED_PATHS: tuple[str, ...] = ("lambdas", "meshdrop/__init__.py", "meshdrop/contract")
+PACKAGED_PATHS: tuple[str, ...] = ("lambdas", "meshdrop_contract")
 #: Supplied by the Lambda runtime; bundling a second copy only grows the package.
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
 #: The python3.12 runtime runs on Amazon Linux 2023 (glibc 2.34). pip takes the manylinux

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from constructs import Node
 
-from meshdrop.contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
-from meshdrop.contract.wiring import DEFAULT_STACK_NAME
+from meshdrop_contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from meshdrop_contract.wiring import DEFAULT_STACK_NAME
 
 #: Every meshdrop context key is ``meshdrop:<field name>``.
 CONTEXT_PREFIX = "meshdrop:"

@@ -18,7 +18,7 @@ from infra.notifications import NotificationsConstruct
 from infra.settings import MeshdropSettings
 from infra.state import StateConstruct
 from infra.storage import StorageConstruct
-from meshdrop.contract import ASSET_PREFIX, SOURCE_PREFIX, jobs, wiring
+from meshdrop_contract import ASSET_PREFIX, SOURCE_PREFIX, jobs, wiring
 
 #: Where the image keeps baked weights (the Dockerfile puts them there).
 BAKED_WEIGHTS_DIR = "/opt/meshdrop/weights"

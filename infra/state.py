@@ -9,13 +9,13 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.lambda_code import python_function
-from meshdrop.contract import jobs, wiring
+from meshdrop_contract import jobs, wiring
 
 STATE_HANDLER = "lambdas.state.handler.lambda_handler"
 
 
 class StateConstruct(Construct):
-    """On-demand table with the key, GSIs and TTL attribute of ``meshdrop.contract.jobs``."""
+    """On-demand table with the key, GSIs and TTL attribute of ``meshdrop_contract.jobs``."""
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from meshdrop.contract import SOURCE_PREFIX
+from meshdrop_contract import SOURCE_PREFIX
 
 
 class StorageConstruct(Construct):

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshdrop.contract import JobOptions, JobState, Preset
+from meshdrop_contract import JobOptions, JobState, Preset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOAL_SUBMITTED_P50_MS = 200.0

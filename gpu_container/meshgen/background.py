@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import apply_hysteresis_threshold
 
-from meshdrop.contract.jobs import ENV_REMBG_MODEL
+from meshdrop_contract.jobs import ENV_REMBG_MODEL
 
 from .errors import BadInputError
 from .image import LoadedImage

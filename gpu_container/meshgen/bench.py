@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from meshdrop.contract import JobOptions, Preset
+from meshdrop_contract import JobOptions, Preset
 
 from .generator import Generator
 from .scenes import render, scenes

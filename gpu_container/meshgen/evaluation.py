@@ -29,7 +29,7 @@ from PIL import Image
 from scipy.spatial import cKDTree
 from skimage.measure import marching_cubes
 
-from meshdrop.contract import AssetFormat, JobOptions, Preset
+from meshdrop_contract import AssetFormat, JobOptions, Preset
 
 from .generator import Generator
 from .quality import iou as mask_iou

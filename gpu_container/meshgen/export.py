@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import trimesh
 
-from meshdrop.contract import AssetFormat
+from meshdrop_contract import AssetFormat
 
 #: Plain material when texture is off: light grey, dielectric, a little rough.
 PLAIN_RGBA = (200, 200, 200, 255)

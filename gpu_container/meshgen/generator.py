@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import trimesh
 
-from meshdrop.contract import (
+from meshdrop_contract import (
     MAX_IMAGE_PIXELS,
     MIN_IMAGE_SIDE,
     AssetFormat,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from meshdrop.contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from meshdrop_contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 
 from .errors import BadInputError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from meshdrop.contract import DetailType, put_events_entry
+from meshdrop_contract import DetailType, put_events_entry
 
 from .clients import client
 

@@ -1,7 +1,7 @@
 """The job record in DynamoDB and every write to it.
 
-One table (layout in :mod:`meshdrop.contract.jobs`). Each state change is a conditional write
-naming the states the job may come from (:data:`meshdrop.contract.ALLOWED_PREDECESSORS`), so a
+One table (layout in :mod:`meshdrop_contract.jobs`). Each state change is a conditional write
+naming the states the job may come from (:data:`meshdrop_contract.ALLOWED_PREDECESSORS`), so a
 duplicate, late or out-of-order writer fails its condition instead of moving a job backwards.
 """
 
@@ -18,9 +18,9 @@ from boto3.dynamodb.conditions import Attr, ConditionBase
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from meshdrop.contract import ALLOWED_PREDECESSORS, TERMINAL_STATES, JobOptions, JobState
-from meshdrop.contract.events import now_iso
-from meshdrop.contract.jobs import (
+from meshdrop_contract import ALLOWED_PREDECESSORS, TERMINAL_STATES, JobOptions, JobState
+from meshdrop_contract.events import now_iso
+from meshdrop_contract.jobs import (
     GSI_BY_SOURCE_PK,
     GSI_BY_SOURCE_SK,
     GSI_BY_STATE_PK,

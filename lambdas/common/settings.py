@@ -1,6 +1,6 @@
 """Lambda configuration, read from the environment once per container (at cold start).
 
-Names come from :mod:`meshdrop.contract.wiring`. Resource names are required; the limits and the
+Names come from :mod:`meshdrop_contract.wiring`. Resource names are required; the limits and the
 job TTL have the contract's defaults because a deployment only sometimes overrides them.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from meshdrop.contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
-from meshdrop.contract.wiring import (
+from meshdrop_contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from meshdrop_contract.wiring import (
     ENV_EVENT_BUS_NAME,
     ENV_JOB_DEFINITION,
     ENV_JOB_QUEUE,

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
-from meshdrop.contract import (
+from meshdrop_contract import (
     DetailType,
     ErrorKind,
     InvalidKeyError,
@@ -34,8 +34,8 @@ from meshdrop.contract import (
     parse_options,
     parse_source_key,
 )
-from meshdrop.contract.events import now_iso
-from meshdrop.contract.options import METADATA_NAMES, JobOptions
+from meshdrop_contract.events import now_iso
+from meshdrop_contract.options import METADATA_NAMES, JobOptions
 
 from ..common.clients import client
 from ..common.eventbus import emit

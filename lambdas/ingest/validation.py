@@ -23,7 +23,7 @@ from PIL import (
     WebPImagePlugin,
 )
 
-from meshdrop.contract import MIN_IMAGE_SIDE
+from meshdrop_contract import MIN_IMAGE_SIDE
 
 # Register the accepted formats' decoders now, at cold start. Left to Pillow, the first open
 # of a record pays for it (preinit: ~10 ms), and the first WEBP or TIFF makes Pillow import
@@ -190,7 +190,7 @@ def inspect_image(data: bytes, sha256: str, *, max_pixels: int) -> ImageInfo:
     ------
     RejectedInputError
         Not an accepted format, undecodable header, too many pixels (decompression bomb), a
-        side below :data:`meshdrop.contract.MIN_IMAGE_SIDE`, or a truncated file.
+        side below :data:`meshdrop_contract.MIN_IMAGE_SIDE`, or a truncated file.
     """
     fmt = reject_unless_image(data[:MAGIC_BYTES])
     if fmt == "WEBP":

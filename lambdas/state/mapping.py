@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshdrop.contract import ErrorKind, ExitCode, JobState, job_id_from_batch_job_name
+from meshdrop_contract import ErrorKind, ExitCode, JobState, job_id_from_batch_job_name
 
 SPOT_RECLAIM_PREFIX = "Host EC2"
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"

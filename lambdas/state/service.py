@@ -15,7 +15,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr
 
-from meshdrop.contract import (
+from meshdrop_contract import (
     BATCH_DETAIL_TYPE,
     BATCH_SOURCE,
     EVENT_SOURCE,

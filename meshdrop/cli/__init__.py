@@ -1,13 +1,11 @@
 """The ``meshdrop`` command line.
 
 Each module in this package adds its commands through a ``register(app)`` function, called
-once below; to add commands, write a module and add it to :data:`COMMAND_MODULES`.
+once below; to add commands, write a module and register it here.
 Heavy imports (moto, torch, boto3) happen inside the commands so ``--help`` stays fast.
 """
 
 from __future__ import annotations
-
-import importlib
 
 import typer
 
@@ -19,13 +17,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-#: Modules (relative to this package) whose ``register(app)`` adds commands.
-COMMAND_MODULES: tuple[str, ...] = (".local", ".generate", ".remote")
-
 
 def _register_commands() -> None:
-    for name in COMMAND_MODULES:
-        importlib.import_module(name, __name__).register(app)
+    from meshdrop.cli import generate, local, remote
+
+    for module in (local, generate, remote):
+        module.register(app)
 
 
 _register_commands()

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from meshdrop.contract import AssetFormat, ExitCode, Preset
+from meshdrop_contract import AssetFormat, ExitCode, Preset
 
 from .options import FormatOption, NoTextureOption, PresetOption, job_options
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from meshdrop.contract import JobState, Preset
+from meshdrop_contract import JobState, Preset
 
 from .options import FormatOption, NoTextureOption, PresetOption, job_options
 

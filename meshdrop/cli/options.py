@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from meshdrop.contract import AssetFormat, JobOptions, Preset
+from meshdrop_contract import AssetFormat, JobOptions, Preset
 
 PresetOption = Annotated[
     Preset, typer.Option("--preset", "-p", help="Quality preset (grid size and face budget).")

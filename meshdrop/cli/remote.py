@@ -30,9 +30,9 @@ from rich.progress import (
 from rich.table import Table
 
 from meshdrop.cli.options import FormatOption, NoTextureOption, PresetOption, job_options
-from meshdrop.contract import Category, JobState, Preset
-from meshdrop.contract.wiring import CLI_ENV_BUCKET, CLI_ENV_STACK, CLI_ENV_TABLE
 from meshdrop.remote import DEFAULT_WORKERS, RemoteError
+from meshdrop_contract import Category, JobState, Preset
+from meshdrop_contract.wiring import CLI_ENV_BUCKET, CLI_ENV_STACK, CLI_ENV_TABLE
 
 if TYPE_CHECKING:
     from meshdrop.remote.client import Remote

@@ -19,7 +19,7 @@ from string import Template
 from typing import Any
 from urllib.parse import quote
 
-from meshdrop.contract import TERMINAL_STATES, JobState
+from meshdrop_contract import TERMINAL_STATES, JobState
 
 MODEL_VIEWER_JS = "model-viewer.min.js"
 #: Overrides where model-viewer's bundle is copied from (default: the repository's node_modules).

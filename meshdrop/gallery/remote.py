@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from meshdrop.contract import TERMINAL_STATES, JobState
 from meshdrop.remote.assets import AssetTarget, download
 from meshdrop.remote.client import Remote
 from meshdrop.remote.errors import RemoteError
 from meshdrop.remote.jobs import JobRecord, jobs_by_state
+from meshdrop_contract import TERMINAL_STATES, JobState
 
 from . import GalleryEntry, write_gallery
 

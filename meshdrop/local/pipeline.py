@@ -19,7 +19,9 @@ from typing import Any
 import boto3
 from boto3.dynamodb.conditions import Key
 
-from meshdrop.contract import (
+from meshdrop.gallery import GalleryEntry, write_gallery
+from meshdrop.remote.jobs import plain
+from meshdrop_contract import (
     ASSET_PREFIX,
     TERMINAL_STATES,
     Category,
@@ -27,9 +29,7 @@ from meshdrop.contract import (
     JobState,
     source_key_for,
 )
-from meshdrop.contract.jobs import GSI_BY_SOURCE, GSI_BY_SOURCE_PK, TABLE_PK
-from meshdrop.gallery import GalleryEntry, write_gallery
-from meshdrop.remote.jobs import plain
+from meshdrop_contract.jobs import GSI_BY_SOURCE, GSI_BY_SOURCE_PK, TABLE_PK
 
 from .pumps import IngestPump, StatePump, load_handlers, reset_lambda_caches
 from .resources import LocalResources, ResourceNames, create_resources

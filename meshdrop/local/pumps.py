@@ -6,7 +6,6 @@ time) and called with events shaped as AWS delivers them.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import sys
@@ -17,9 +16,6 @@ from types import ModuleType
 from typing import Any
 
 log = logging.getLogger("meshdrop.local")
-
-INGEST_HANDLER_MODULE = "lambdas.ingest.handler"
-STATE_HANDLER_MODULE = "lambdas.state.handler"
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -84,9 +80,11 @@ def load_handlers(env: Mapping[str, str]) -> tuple[ModuleType, ModuleType]:
 
     os.environ.update(env)
     reset_lambda_caches()
-    return importlib.import_module(INGEST_HANDLER_MODULE), importlib.import_module(
-        STATE_HANDLER_MODULE
-    )
+    # Imported here, after the environment is set: the handlers read it at import time.
+    from lambdas.ingest import handler as ingest_handler
+    from lambdas.state import handler as state_handler
+
+    return ingest_handler, state_handler
 
 
 @dataclass

@@ -18,8 +18,8 @@ from typing import Any
 
 import boto3
 
-from meshdrop.contract import SOURCE_PREFIX, ExitCode, batch_job_state_pattern
-from meshdrop.contract.jobs import (
+from meshdrop_contract import SOURCE_PREFIX, ExitCode, batch_job_state_pattern
+from meshdrop_contract.jobs import (
     ENV_EVENT_BUS,
     GSI_BY_SOURCE,
     GSI_BY_SOURCE_PK,
@@ -30,7 +30,7 @@ from meshdrop.contract.jobs import (
     TABLE_PK,
     TTL_ATTRIBUTE,
 )
-from meshdrop.contract.wiring import (
+from meshdrop_contract.wiring import (
     ENV_EVENT_BUS_NAME,
     ENV_JOB_DEFINITION,
     ENV_JOB_QUEUE,

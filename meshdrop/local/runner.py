@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshdrop.contract import BATCH_DETAIL_TYPE, BATCH_SOURCE, ExitCode
+from meshdrop_contract import BATCH_DETAIL_TYPE, BATCH_SOURCE, ExitCode
 
 log = logging.getLogger("meshdrop.local")
 

@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from meshdrop.contract import ASSET_PREFIX, SOURCE_PREFIX, JobState
-from meshdrop.contract.jobs import ASSET_META_JOB_ID
-from meshdrop.contract.keys import THUMBNAIL_SUFFIX
+from meshdrop_contract import ASSET_PREFIX, SOURCE_PREFIX, JobState
+from meshdrop_contract.jobs import ASSET_META_JOB_ID
+from meshdrop_contract.keys import THUMBNAIL_SUFFIX
 
 from .client import Remote
 from .errors import RemoteError, guard

@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from meshdrop.contract.wiring import (
+from meshdrop_contract.wiring import (
     CLI_ENV_BUCKET,
     CLI_ENV_STACK,
     CLI_ENV_TABLE,

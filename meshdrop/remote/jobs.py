@@ -1,6 +1,6 @@
 """Read job records: one job, jobs by state, every job of one source key, and a summary.
 
-The table layout is the contract's (:mod:`meshdrop.contract.jobs`); this module only reads.
+The table layout is the contract's (:mod:`meshdrop_contract.jobs`); this module only reads.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from meshdrop.contract import ASSET_PREFIX, SOURCE_PREFIX, JobState, job_id_for, job_pk
-from meshdrop.contract.jobs import (
+from meshdrop_contract import ASSET_PREFIX, SOURCE_PREFIX, JobState, job_id_for, job_pk
+from meshdrop_contract.jobs import (
     ASSET_META_SOURCE_KEY,
     GSI_BY_SOURCE,
     GSI_BY_SOURCE_PK,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from meshdrop.contract import (
+from meshdrop_contract import (
     IMAGE_EXTENSIONS,
     MAX_IMAGE_BYTES,
     Category,

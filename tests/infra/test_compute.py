@@ -9,7 +9,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Template
 
 from infra.compute import ComputeConstruct, instance_selection
-from meshdrop.contract import ExitCode, jobs
+from meshdrop_contract import ExitCode, jobs
 from tests.infra.helpers import as_list, logical_ref, object_patterns, role_statements, single
 
 
@@ -106,11 +106,12 @@ def test_job_image_is_a_docker_asset_built_from_the_dockerfile(synthesized) -> N
     staged = synthesized.outdir / source["directory"]
     # Only what the image copies is staged: no venv, no node_modules, no tests.
     assert (staged / "gpu_container" / "Dockerfile").exists()
-    assert (staged / "meshdrop" / "contract" / "__init__.py").exists()
+    assert (staged / "meshdrop_contract" / "__init__.py").exists()
     assert not (staged / ".venv").exists()
     assert not (staged / "node_modules").exists()
     assert not (staged / "tests").exists()
-    assert sorted(p.name for p in (staged / "meshdrop").iterdir()) == ["__init__.py", "contract"]
+    # The tools (meshdrop/) never travel into the image.
+    assert not (staged / "meshdrop").exists()
 
 
 def test_job_role_reads_images_writes_assets_and_emits_on_the_bus(template: Template) -> None:

@@ -69,8 +69,7 @@ def test_image_copies_only_the_contract_and_the_generator() -> None:
         "gpu_container/",
         "gpu_container",
         "gpu_container/requirements.txt",
-        "meshdrop/__init__.py",
-        "meshdrop/contract",
+        "meshdrop_contract",
     }
 
 

@@ -8,7 +8,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.events import event_pattern, schema_name
-from meshdrop.contract import (
+from meshdrop_contract import (
     DetailType,
     batch_job_state_pattern,
     meshdrop_job_events_pattern,

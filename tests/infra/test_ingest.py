@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_cdk.assertions import Template
 
-from meshdrop.contract import wiring
+from meshdrop_contract import wiring
 from tests.infra.conftest import Synthesized
 from tests.infra.helpers import logical_ref, object_patterns, role_statements
 

@@ -26,9 +26,8 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
     shutil.copy(REPO_ROOT / "pyproject.toml", root / "pyproject.toml")
-    for rel in ("lambdas", "meshdrop/contract"):
+    for rel in ("lambdas", "meshdrop_contract"):
         shutil.copytree(REPO_ROOT / rel, root / rel, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO_ROOT / "meshdrop" / "__init__.py", root / "meshdrop" / "__init__.py")
     return root
 
 
@@ -52,7 +51,7 @@ def test_hash_ignores_venv_node_modules_and_cdk_out(project: Path) -> None:
 def test_hash_follows_code_pins_and_platform(project: Path) -> None:
     before = source_hash(project, "arm64")
     assert source_hash(project, "x86_64") != before
-    contract = project / "meshdrop" / "contract" / "limits.py"
+    contract = project / "meshdrop_contract" / "limits.py"
     contract.write_text(contract.read_text() + "\n# changed\n")
     changed = source_hash(project, "arm64")
     assert changed != before
@@ -65,9 +64,9 @@ def test_copy_sources_copies_handlers_and_contract_only(project: Path, tmp_path:
     out = tmp_path / "out"
     copied = copy_sources(project, out)
     rel = {p.relative_to(out).as_posix() for p in copied}
-    assert "meshdrop/__init__.py" in rel
-    assert "meshdrop/contract/keys.py" in rel
-    assert any(r.startswith("meshdrop/contract/schemas/") for r in rel)
+    assert not any(r.startswith("meshdrop/") for r in rel)
+    assert "meshdrop_contract/keys.py" in rel
+    assert any(r.startswith("meshdrop_contract/schemas/") for r in rel)
     assert any(r.startswith("lambdas/") for r in rel)
     assert not any(r.startswith(("meshdrop/local", "meshdrop/gallery", "tests")) for r in rel)
     assert not any("__pycache__" in r for r in rel)
@@ -115,13 +114,14 @@ def test_try_bundle_copies_then_installs(
     out = tmp_path / "bundle"
     out.mkdir()
     assert LocalLambdaBundling(project, "arm64").try_bundle(str(out), None) is True  # type: ignore[arg-type]
-    assert (out / "meshdrop" / "contract" / "__init__.py").exists()
+    assert (out / "meshdrop_contract" / "__init__.py").exists()
     (command,) = calls
     assert command[command.index("--target") + 1] == str(out)
     left = {p.name for p in out.iterdir()}
     # The runtime's own boto3/botocore pair must not be shadowed by a bundled botocore.
     assert not any(name.startswith("botocore") for name in left)
-    assert {"PIL", "aws_xray_sdk", "wrapt", "six.py", "lambdas", "meshdrop"} <= left
+    assert {"PIL", "aws_xray_sdk", "wrapt", "six.py", "lambdas", "meshdrop_contract"} <= left
+    assert "meshdrop" not in left
 
 
 def test_try_bundle_fails_loudly_when_pip_fails(

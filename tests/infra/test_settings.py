@@ -8,7 +8,7 @@ import json
 import pytest
 
 from infra.settings import CONTEXT_PREFIX, MeshdropSettings, SettingsError
-from meshdrop.contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from meshdrop_contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from tests.infra.conftest import REPO_ROOT
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
-from meshdrop.contract import wiring
+from meshdrop_contract import wiring
 from tests.infra.conftest import Synthesized
 
 

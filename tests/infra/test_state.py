@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_cdk.assertions import Template
 
-from meshdrop.contract import jobs, wiring
+from meshdrop_contract import jobs, wiring
 from tests.infra.helpers import as_list, logical_ref, role_statements, single
 
 STATE_HANDLER = "lambdas.state.handler.lambda_handler"

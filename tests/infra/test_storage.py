@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_cdk.assertions import Template
 
-from meshdrop.contract import ASSET_PREFIX, SOURCE_PREFIX
+from meshdrop_contract import ASSET_PREFIX, SOURCE_PREFIX
 
 
 def data_bucket(template: Template) -> tuple[str, dict[str, Any]]:

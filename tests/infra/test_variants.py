@@ -9,7 +9,7 @@ from aws_cdk.assertions import Template
 
 from infra.settings import MeshdropSettings
 from infra.stack import BAKED_WEIGHTS_DIR, weights_location
-from meshdrop.contract import jobs
+from meshdrop_contract import jobs
 from tests.infra.conftest import cdk_context
 from tests.infra.helpers import as_list, role_statements, single
 

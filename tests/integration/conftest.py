@@ -25,8 +25,8 @@ import pytest
 from moto import mock_aws
 
 from lambdas.common import clients, settings
-from meshdrop.contract import DetailType, job_id_for, schema
 from meshdrop.local.resources import LocalResources, ResourceNames, create_resources
+from meshdrop_contract import DetailType, job_id_for, schema
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 REGION = "us-east-1"
@@ -133,7 +133,7 @@ class Stack:
 
     def job(self, job_id: str) -> dict[str, Any] | None:
         from lambdas.common.jobstore import from_dynamo
-        from meshdrop.contract import job_pk
+        from meshdrop_contract import job_pk
 
         item = self.table.get_item(Key={"pk": job_pk(job_id)}, ConsistentRead=True).get("Item")
         return from_dynamo(item) if item else None

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trimesh
 
-from meshdrop.contract import ExitCode
+from meshdrop_contract import ExitCode
 from tests.helpers.gltf import assert_valid_gltf
 from tests.helpers.photos import make_photo
 

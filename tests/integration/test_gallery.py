@@ -26,8 +26,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from meshdrop.cli.remote import app
-from meshdrop.contract import JobState
 from meshdrop.gallery import MODEL_VIEWER_JS, GalleryEntry, model_viewer_js, write_gallery
+from meshdrop_contract import JobState
 from tests.integration.test_remote_cli import (  # noqa: F401 - fixtures
     Stack,
     aws_env,

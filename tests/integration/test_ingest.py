@@ -12,8 +12,8 @@ from boto3.dynamodb.conditions import Key
 from lambdas.common import eventbus
 from lambdas.common.settings import ingest_settings
 from lambdas.ingest.service import Ingestor, LeaseHeldError, Outcome
-from meshdrop.contract import JobSpec, JobState
-from meshdrop.contract.jobs import GSI_BY_SOURCE, GSI_BY_STATE
+from meshdrop_contract import JobSpec, JobState
+from meshdrop_contract.jobs import GSI_BY_SOURCE, GSI_BY_STATE
 from tests.helpers.photos import exif_rotated_jpeg, image_bytes, png_header_only
 from tests.integration.conftest import Stack, load_event
 

@@ -11,9 +11,9 @@ import boto3
 import pytest
 import trimesh
 
-from meshdrop.contract import BATCH_DETAIL_TYPE, ExitCode, JobOptions, JobState, Preset
 from meshdrop.local.pipeline import LocalPipeline
 from meshdrop.local.runner import retry_action
+from meshdrop_contract import BATCH_DETAIL_TYPE, ExitCode, JobOptions, JobState, Preset
 from tests.helpers.gltf import assert_valid_gltf
 from tests.helpers.photos import make_photo
 

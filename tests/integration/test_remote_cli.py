@@ -28,7 +28,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from meshdrop.cli.remote import app
-from meshdrop.contract import (
+from meshdrop.local.resources import create_job_table
+from meshdrop.remote.client import discover
+from meshdrop.remote.errors import RemoteError
+from meshdrop_contract import (
     AssetFormat,
     JobOptions,
     JobState,
@@ -37,8 +40,8 @@ from meshdrop.contract import (
     job_pk,
     parse_source_key,
 )
-from meshdrop.contract.events import now_iso
-from meshdrop.contract.jobs import (
+from meshdrop_contract.events import now_iso
+from meshdrop_contract.jobs import (
     ASSET_META_JOB_ID,
     ASSET_META_SOURCE_KEY,
     GSI_BY_SOURCE_PK,
@@ -47,16 +50,13 @@ from meshdrop.contract.jobs import (
     GSI_BY_STATE_SK,
     TABLE_PK,
 )
-from meshdrop.contract.wiring import (
+from meshdrop_contract.wiring import (
     CLI_ENV_BUCKET,
     CLI_ENV_STACK,
     CLI_ENV_TABLE,
     STACK_OUTPUT_BUCKET,
     STACK_OUTPUT_TABLE,
 )
-from meshdrop.local.resources import create_job_table
-from meshdrop.remote.client import discover
-from meshdrop.remote.errors import RemoteError
 
 REGION = "us-east-1"
 runner = CliRunner()

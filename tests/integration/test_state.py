@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from lambdas.common.jobstore import JobStore
-from meshdrop.contract import JobState, parse_source_key
+from meshdrop_contract import JobState, parse_source_key
 from tests.helpers.photos import image_bytes
 from tests.integration.conftest import Stack, load_event
 

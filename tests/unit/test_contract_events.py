@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from meshdrop.contract import (
+from meshdrop_contract import (
     EVENT_SOURCE,
     DetailType,
     JobOptions,

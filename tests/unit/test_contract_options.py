@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshdrop.contract import (
+from meshdrop_contract import (
     PRESETS,
     AssetFormat,
     InvalidOptionsError,

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from meshdrop.contract import TERMINAL_STATES, ExitCode, JobState, can_transition
+from meshdrop_contract import TERMINAL_STATES, ExitCode, JobState, can_transition
 
 ORDER = [JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING]
 

@@ -34,7 +34,9 @@ from gpu_container.entrypoint import (
     run_job,
 )
 from gpu_container.meshgen import Generator
-from meshdrop.contract import (
+from meshdrop.local.resources import JOB_ATTEMPTS
+from meshdrop.local.runner import retry_action
+from meshdrop_contract import (
     AssetFormat,
     DetailType,
     ExitCode,
@@ -45,7 +47,7 @@ from meshdrop.contract import (
     job_id_for,
     schema,
 )
-from meshdrop.contract.jobs import (
+from meshdrop_contract.jobs import (
     ASSET_META_GENERATOR,
     ASSET_META_JOB_ID,
     ASSET_META_PRESET,
@@ -54,8 +56,6 @@ from meshdrop.contract.jobs import (
     ASSET_META_SOURCE_SHA256,
     ENV_EVENT_BUS,
 )
-from meshdrop.local.resources import JOB_ATTEMPTS
-from meshdrop.local.runner import retry_action
 from tests.helpers.gltf import assert_valid_gltf
 from tests.helpers.photos import make_photo
 

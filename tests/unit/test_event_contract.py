@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from meshdrop.contract import (
+from meshdrop_contract import (
     EVENT_SOURCE,
     SCHEMA_VERSION,
     DetailType,
@@ -28,7 +28,7 @@ from meshdrop.contract import (
     schema,
     source_key_for,
 )
-from meshdrop.contract.keys import parse_source_key
+from meshdrop_contract.keys import parse_source_key
 
 BUCKET = "meshdrop-photos"
 SOURCE_KEY = source_key_for("uploaded", "kitchen/mug.jpg")
@@ -89,7 +89,7 @@ def _validator(detail_type: DetailType) -> jsonschema.Draft4Validator:
 def test_schema_files_and_detail_types_match_one_to_one() -> None:
     files = {
         p.name
-        for p in resources.files("meshdrop.contract").joinpath("schemas").iterdir()
+        for p in resources.files("meshdrop_contract").joinpath("schemas").iterdir()
         if p.name.endswith(".json")
     }
     assert files == {f"{t.slug}.json" for t in DetailType}

@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 
 from lambdas.common import clients
 from lambdas.common.eventbus import EventPublishError, emit
-from meshdrop.contract import DetailType
+from meshdrop_contract import DetailType
 
 
 @pytest.fixture

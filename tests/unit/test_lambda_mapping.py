@@ -16,7 +16,7 @@ from lambdas.state.mapping import (
     failure_reason,
 )
 from lambdas.state.service import notification_message, notification_subject
-from meshdrop.contract import ErrorKind, JobState
+from meshdrop_contract import ErrorKind, JobState
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 JOB_ID = "0f6c2a7e9b1d4c3a8e5f7a9b0c1d2e3f"

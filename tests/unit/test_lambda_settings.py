@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lambdas.common.settings import ConfigurationError, IngestSettings, StateSettings
-from meshdrop.contract import MAX_IMAGE_BYTES
+from meshdrop_contract import MAX_IMAGE_BYTES
 
 INGEST_ENV = {
     "TABLE_NAME": "jobs",

@@ -14,7 +14,7 @@ from gpu_container.meshgen import GenerationResult, Generator
 from gpu_container.meshgen.errors import BadInputError, QualityError
 from gpu_container.meshgen.mesh import TARGET_SIZE_M
 from gpu_container.meshgen.scenes import SyntheticSegmentation, scenes, view_rotation
-from meshdrop.contract import AssetFormat, JobOptions, Preset, Stage
+from meshdrop_contract import AssetFormat, JobOptions, Preset, Stage
 from tests.helpers.gltf import assert_valid_gltf, glb_accessor, glb_json
 from tests.helpers.photos import make_photo
 from tests.helpers.shapes import rendered

@@ -10,7 +10,7 @@ from PIL import Image
 
 from gpu_container.meshgen.errors import BadInputError
 from gpu_container.meshgen.image import LoadedImage, load_image
-from meshdrop.contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from meshdrop_contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from tests.helpers.photos import png_header_only
 
 

@@ -17,7 +17,7 @@ from gpu_container.meshgen.evaluation import run_case, silhouette_iou, surface_s
 from gpu_container.meshgen.export import export_mesh, srgb_to_linear
 from gpu_container.meshgen.scenes import render, scenes
 from gpu_container.meshgen.thumbnail import render_thumbnail
-from meshdrop.contract import AssetFormat, Preset
+from meshdrop_contract import AssetFormat, Preset
 from tests.helpers.gltf import assert_valid_gltf, glb_accessor, glb_json, validate_gltf
 
 

@@ -10,7 +10,7 @@ from gpu_container.meshgen.errors import BadInputError
 from gpu_container.meshgen.generator import Generator
 from gpu_container.meshgen.shape import PriorKind, analyse_outline, fit_box, rotate
 from gpu_container.meshgen.shape.priors import MIN_RIM_PITCH_DEG, rim_pitch
-from meshdrop.contract import PRESETS, Preset
+from meshdrop_contract import PRESETS, Preset
 from tests.helpers.shapes import blob, empty, rendered, rolled
 
 FAST = PRESETS[Preset.FAST]

@@ -11,7 +11,7 @@ import torch
 
 from gpu_container.meshgen import Generator
 from gpu_container.meshgen.models import TriplaneModel
-from meshdrop.contract import JobOptions, Preset
+from meshdrop_contract import JobOptions, Preset
 from tests.helpers.gltf import assert_valid_gltf
 from tests.helpers.shapes import rendered
 
