@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -31,6 +33,17 @@ from .common import (
 if TYPE_CHECKING:
     from meshdrop.remote.client import Remote
     from meshdrop.remote.jobs import JobRecord
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Time as :func:`follow` sees it; tests swap in one they control."""
+
+    now: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+CLOCK = Clock()
 
 
 @remote_command
@@ -122,7 +135,8 @@ def follow(remote: Remote, refs: list[str], interval: float, timeout: float) -> 
     """
     from meshdrop.remote.jobs import find_job
 
-    deadline = time.monotonic() + timeout
+    clock = CLOCK
+    deadline = clock.now() + timeout
     jobs: dict[str, JobRecord | None] = {}
     with Live(_follow_table(refs, jobs), console=err, refresh_per_second=4) as live:
         while True:
@@ -133,9 +147,9 @@ def follow(remote: Remote, refs: list[str], interval: float, timeout: float) -> 
             live.update(_follow_table(refs, jobs))
             if all(j is not None and j.terminal for j in jobs.values()):
                 break
-            if time.monotonic() >= deadline:
+            if clock.now() >= deadline:
                 raise RemoteError(f"Gave up after {timeout:.0f} s; jobs are still running.")
-            time.sleep(interval)
+            clock.sleep(interval)
     if not sys.stderr.isatty():
         # Live shows only the last frame off a terminal; scripts want the table on stdout.
         out.print(_follow_table(refs, jobs))
