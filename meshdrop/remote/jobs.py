@@ -26,6 +26,7 @@ from meshdrop_contract.jobs import (
     TABLE_PK,
     from_dynamo,
 )
+from meshdrop_contract.wiring import S3_NOT_FOUND_CODES
 
 from .client import Remote
 from .errors import RemoteError, error_code, explain, guard
@@ -192,7 +193,7 @@ def current_job_ids(remote: Remote, bucket: str, source_key: str) -> list[str]:
     try:
         head = remote.s3.head_object(Bucket=bucket, Key=source_key)
     except ClientError as err:
-        if error_code(err) in {"404", "NoSuchKey", "NotFound"}:
+        if error_code(err) in S3_NOT_FOUND_CODES:
             return []
         raise (explain(err, what=f"s3://{bucket}/{source_key}") or err) from None
     except BotoCoreError as err:
