@@ -1,5 +1,7 @@
-"""Learned reconstruction backends."""
+"""Learned reconstruction backends: TripoSR, loadable from its published checkpoint."""
 
-from .triplane import TriplaneModel
+from .config import TripoSRConfig
+from .triposr import TripoSR, WeightsMismatchError, has_weights
+from .vit import ViTConfig
 
-__all__ = ["TriplaneModel"]
+__all__ = ["TripoSR", "TripoSRConfig", "ViTConfig", "WeightsMismatchError", "has_weights"]
