@@ -18,7 +18,8 @@ from typing import Any
 from .states import JobState
 
 EVENT_SOURCE = "meshdrop"
-SCHEMA_VERSION = "1.0"
+#: 1.1: "Job Succeeded" carries ``provenance``; options may carry ``backend``.
+SCHEMA_VERSION = "1.1"
 
 BATCH_SOURCE = "aws.batch"
 BATCH_DETAIL_TYPE = "Batch Job State Change"

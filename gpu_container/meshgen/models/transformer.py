@@ -94,7 +94,9 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, mult: int = 4) -> None:
         super().__init__()
         # net.1 was a dropout: an empty slot keeps the checkpoint's index 2 for the output.
-        self.net = nn.ModuleList([GEGLU(dim, dim * mult), nn.Identity(), nn.Linear(dim * mult, dim)])
+        self.net = nn.ModuleList(
+            [GEGLU(dim, dim * mult), nn.Identity(), nn.Linear(dim * mult, dim)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for module in self.net:
@@ -111,10 +113,16 @@ class BasicTransformerBlock(nn.Module):
         dim = c.num_attention_heads * c.attention_head_dim
         affine = c.norm_elementwise_affine
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=affine)
-        self.attn1 = Attention(dim, c.num_attention_heads, c.attention_head_dim, None, c.attention_bias)
+        self.attn1 = Attention(
+            dim, c.num_attention_heads, c.attention_head_dim, None, c.attention_bias
+        )
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=affine)
         self.attn2 = Attention(
-            dim, c.num_attention_heads, c.attention_head_dim, c.cross_attention_dim, c.attention_bias
+            dim,
+            c.num_attention_heads,
+            c.attention_head_dim,
+            c.cross_attention_dim,
+            c.attention_bias,
         )
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=affine)
         self.ff = FeedForward(dim)
@@ -135,7 +143,9 @@ class Transformer1D(nn.Module):
         inner = c.num_attention_heads * c.attention_head_dim
         self.norm = nn.GroupNorm(c.norm_num_groups, c.in_channels, eps=1e-6, affine=True)
         self.proj_in = nn.Linear(c.in_channels, inner)
-        self.transformer_blocks = nn.ModuleList(BasicTransformerBlock(c) for _ in range(c.num_layers))
+        self.transformer_blocks = nn.ModuleList(
+            BasicTransformerBlock(c) for _ in range(c.num_layers)
+        )
         self.proj_out = nn.Linear(inner, c.in_channels)
 
     def forward(self, tokens: torch.Tensor, context: torch.Tensor) -> torch.Tensor:

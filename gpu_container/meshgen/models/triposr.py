@@ -16,6 +16,7 @@ The "renderer" of the reference has no weights; :meth:`TripoSR.query` is its tri
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ class WeightsMismatchError(ValueError):
 class DINOSingleImageTokenizer(nn.Module):
     """Image in ``[0, 1]`` -> ViT tokens (class token first)."""
 
+    image_mean: torch.Tensor
+    image_std: torch.Tensor
+
     def __init__(self, vit: ViTConfig) -> None:
         super().__init__()
         self.model = ViTModel(vit)
@@ -57,8 +61,12 @@ class DINOSingleImageTokenizer(nn.Module):
 
     def _register_statistics(self) -> None:
         # Not in the checkpoint (persistent=False), as in the reference.
-        self.register_buffer("image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "image_mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "image_std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(b, 3, h, w)`` -> ``(b, 1 + patches, d)``."""
@@ -106,7 +114,7 @@ class NeRFMLP(nn.Module):
         act: type[nn.Module] = nn.SiLU if config.activation == "silu" else nn.ReLU
         widths = [config.in_channels] + [config.n_neurons] * config.n_hidden_layers
         layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
+        for a, b in itertools.pairwise(widths):
             layers += [nn.Linear(a, b, bias=config.bias), act()]
         layers.append(nn.Linear(widths[-1], 4, bias=config.bias))
         self.layers = nn.Sequential(*layers)
@@ -192,7 +200,9 @@ class TripoSR(nn.Module):
             raise ValueError(f"image must be (h, w, 3), got {tuple(pixels.shape)}")
         size = self.config.cond_image_size
         pixels = pixels.to(self.device, torch.float32).permute(2, 0, 1)[None]
-        return F.interpolate(pixels, (size, size), mode="bilinear", align_corners=False, antialias=True)
+        return F.interpolate(
+            pixels, (size, size), mode="bilinear", align_corners=False, antialias=True
+        )
 
     @property
     def device(self) -> torch.device:
@@ -205,7 +215,9 @@ class TripoSR(nn.Module):
         tokens = self.backbone(self.tokenizer(pixels.shape[0]), context)  # (b, C, 3 P P)
         return self.post_processor(self.tokenizer.detokenize(tokens))
 
-    def query(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def query(
+        self, planes: torch.Tensor, points: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Activated density ``(n,)`` and colour ``(n, 3)`` at world points ``(n, 3)``.
 
         ``planes`` is one scene code ``(3, C, H, W)``; points lie in ``[-radius, radius]^3``.
@@ -222,7 +234,7 @@ class TripoSR(nn.Module):
         return torch.cat(densities), torch.cat(colours)
 
     def _features(self, planes: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Bilinear plane features at ``x`` ``(m, 3)`` in ``[-1, 1]`` -> ``(m, 3 C)`` or ``(m, C)``."""
+        """Plane features at ``x`` ``(m, 3)`` in ``[-1, 1]``: ``(m, 3 C)`` or ``(m, C)``."""
         # Planes are indexed (x, y), (x, z), (y, z); grid_sample reads (column, row).
         grid = torch.stack((x[:, [0, 1]], x[:, [0, 2]], x[:, [1, 2]]))[:, None]  # (3, 1, m, 2)
         out = F.grid_sample(planes, grid, mode="bilinear", align_corners=False)  # (3, C, 1, m)
@@ -287,7 +299,7 @@ def _first(items: list[str], n: int = 3) -> str:
 def file_sha256(path: str | os.PathLike[str], block: int = 1 << 22) -> str:
     """Hex SHA-256 of a file, read in 4 MiB blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with Path(path).open("rb") as handle:
         while chunk := handle.read(block):
             digest.update(chunk)
     return digest.hexdigest()

@@ -87,7 +87,6 @@ class ViTConfig:
 BUILTIN_CONFIGS: dict[str, ViTConfig] = {"facebook/dino-vitb16": ViTConfig()}
 
 
-
 def resolve_vit_config(name: str, root: Path | None) -> ViTConfig:
     """The ViT configuration called ``name``.
 
