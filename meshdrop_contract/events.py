@@ -97,7 +97,9 @@ def base_detail(
     }
 
 
-def put_events_entry(detail_type: DetailType, detail: Mapping[str, Any], bus: str) -> dict:
+def put_events_entry(
+    detail_type: DetailType, detail: Mapping[str, Any], bus: str
+) -> dict[str, str]:
     """One ``PutEvents`` entry for boto3's ``events.put_events(Entries=[...])``."""
     return {
         "Source": EVENT_SOURCE,
@@ -110,7 +112,11 @@ def put_events_entry(detail_type: DetailType, detail: Mapping[str, Any], bus: st
 @cache
 def schema(detail_type: DetailType) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``detail`` for ``detail_type``."""
-    text = resources.files(__package__).joinpath(f"schemas/{detail_type.slug}.json").read_text()
+    text = (
+        resources.files("meshdrop_contract")
+        .joinpath(f"schemas/{detail_type.slug}.json")
+        .read_text()
+    )
     return json.loads(text)
 
 
