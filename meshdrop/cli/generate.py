@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from meshdrop_contract import AssetFormat, ExitCode, Preset
+from meshdrop_contract import AssetFormat, Backend, ExitCode, Preset
 
-from .options import FormatOption, NoTextureOption, PresetOption, job_options
+from .options import BackendOption, FormatOption, NoTextureOption, PresetOption, job_options
 
 
 def _format_for(output: Path, fmt: AssetFormat | None) -> AssetFormat:
@@ -42,6 +42,7 @@ def generate(
     preset: PresetOption = Preset.BALANCED,
     fmt: FormatOption = None,
     no_texture: NoTextureOption = False,
+    backend: BackendOption = Backend.AUTO,
     thumbnail: Annotated[
         Path | None, typer.Option("--thumbnail", help="Also write a PNG preview here.")
     ] = None,
@@ -52,7 +53,7 @@ def generate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Turn IMAGE into a 3D asset with the generator alone (no AWS, no moto)."""
-    options = job_options(preset, _format_for(output, fmt), no_texture)
+    options = job_options(preset, _format_for(output, fmt), no_texture, backend)
     # Imported after the arguments are checked: torch takes seconds to import.
     from rich.console import Console
     from rich.table import Table
@@ -95,6 +96,7 @@ def generate(
         "load_seconds": round(loaded - started, 3),
         "timings": result.timings,
         "metrics": result.metrics,
+        "provenance": result.provenance.to_dict(),
         "thumbnail": str(thumbnail) if thumbnail is not None and result.thumbnail_png else None,
     }
     if as_json:
@@ -102,7 +104,7 @@ def generate(
         return
     table = Table(title=f"{image.name} → {output}", show_header=False)
     for name, value in summary.items():
-        if name in {"timings", "metrics"}:
+        if name in {"timings", "metrics", "provenance"}:
             for k, v in (value or {}).items():
                 table.add_row(f"{name}.{k}", _fmt(v))
         else:
