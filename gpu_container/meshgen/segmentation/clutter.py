@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
-from .backdrop import to_lab
 from .cleanup import fill_small_holes, keep_main_object, open_mask
 
 #: Long side (pixels) GrabCut runs at: its cost grows with the pixel count and a 240 px cut,
@@ -24,13 +24,13 @@ GRAB_SIDE = 240
 GRAB_ITERATIONS = 3
 #: Width of the border strip whose colours define the background, as a share of the short side.
 BORDER_STRIP = 0.03
-BORDER_CLUSTERS = 6
-#: A border colour cluster below this share of the strip may be the object itself running off
-#: the edge (a saucer's rim), so it does not count as background.
+#: Bins per channel of the border's colour histogram, and its smoothing (in bins): 32 levels
+#: of 8 so that shading of one surface stays one blob.
+HIST_BINS = 32
+HIST_SMOOTHING = 1.0
+#: The rarest colours of the border, this share of it, may be the object itself running off
+#: the edge (a saucer's rim), so they do not set the typical background likelihood.
 MIN_CLUSTER_SHARE = 0.06
-#: Delta-E added to a cluster's own spread before measuring how unlike it a pixel is: keeps
-#: a flat backdrop's tiny spread from turning sensor noise into "object".
-COLOUR_FLOOR = 6.0
 #: Sigma of the centre prior as a share of the width and height.
 CENTRE_SIGMA = 0.3
 
@@ -54,36 +54,36 @@ def centre_prior(h: int, w: int, sigma: float = CENTRE_SIGMA) -> np.ndarray:
     return np.exp(-0.5 * ((y[:, None] / sigma) ** 2 + (x[None, :] / sigma) ** 2))
 
 
-def border_contrast(lab: np.ndarray) -> np.ndarray:
-    """How unlike every sizeable border colour cluster each pixel is.
+def border_contrast(rgb: np.ndarray) -> np.ndarray:
+    """How unlike the colours of the photo's border each pixel is.
+
+    The border strip's colours, in a smoothed 3-D RGB histogram, are the background's colour
+    distribution (a wood grain, a carpet and a wall are each a few blobs in it). A pixel whose
+    colour is rarer there than most border pixels' own colours is unlike the background.
 
     Parameters
     ----------
-    lab : numpy.ndarray
-        (h, w, 3) float32 CIELAB image.
+    rgb : numpy.ndarray
+        (h, w, 3) uint8 photo.
 
     Returns
     -------
     numpy.ndarray
-        (h, w) float32 in 0..1: 0 within a cluster's own spread, towards 1 far outside all.
+        (h, w) float32 in 0..1: 0 for common border colours, 1 for colours never on it.
     """
-    h, w = lab.shape[:2]
+    h, w = rgb.shape[:2]
     s = max(2, round(BORDER_STRIP * min(h, w)))
-    parts = [lab[:s], lab[-s:], lab[s:-s, :s], lab[s:-s, -s:]]
-    strip = np.concatenate([p.reshape(-1, 3) for p in parts]).astype(np.float32)  # (n, 3)
-    cv2.setRNGSeed(12345)  # k-means++ seeding: the same photo gives the same mask
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.5)
-    _, labels, centres = cv2.kmeans(
-        strip, BORDER_CLUSTERS, None, criteria, 1, cv2.KMEANS_PP_CENTERS
-    )
-    labels = labels.ravel()
-    shares = np.bincount(labels, minlength=BORDER_CLUSTERS) / len(labels)
-    z = np.full((h, w), np.inf, dtype=np.float32)
-    for k in np.flatnonzero(shares >= MIN_CLUSTER_SHARE):
-        members = np.linalg.norm(strip[labels == k] - centres[k], axis=1)
-        spread = float(np.percentile(members, 90)) + COLOUR_FLOOR
-        np.minimum(z, np.linalg.norm(lab - centres[k], axis=2) / spread, out=z)
-    return (1.0 - np.exp(-np.maximum(z - 1.0, 0.0))).astype(np.float32)
+    ring = np.zeros((h, w), dtype=np.uint8)
+    ring[:s], ring[-s:], ring[:, :s], ring[:, -s:] = 1, 1, 1, 1
+    hist = cv2.calcHist([rgb], [0, 1, 2], ring, [HIST_BINS] * 3, [0, 256] * 3)
+    hist = ndimage.gaussian_filter(hist, HIST_SMOOTHING, mode="constant")
+    hist /= max(float(hist.sum()), 1e-9)
+    index = (rgb // (256 // HIST_BINS)).astype(np.intp)  # (h, w, 3) int bin per channel
+    likelihood = hist[index[..., 0], index[..., 1], index[..., 2]]  # (h, w) float
+    # Most border pixels (all but the rarest MIN_CLUSTER_SHARE) sit at or above this level:
+    # the object running off the edge is that rare share.
+    typical = float(np.percentile(likelihood[ring > 0], 100.0 * MIN_CLUSTER_SHARE))
+    return np.clip(1.0 - likelihood / max(typical, 1e-12), 0.0, 1.0).astype(np.float32)
 
 
 def seed_mask(prior: np.ndarray, unlike: np.ndarray) -> np.ndarray | None:
@@ -165,7 +165,7 @@ def cut_object(work: np.ndarray, *, gap: int) -> ClutterCut | None:
     scale = min(1.0, GRAB_SIDE / max(h, w))
     dsize = (max(8, round(w * scale)), max(8, round(h * scale)))
     small = cv2.resize(work, dsize, interpolation=cv2.INTER_AREA)
-    unlike = border_contrast(to_lab(small))  # (hs, ws) float
+    unlike = border_contrast(small)  # (hs, ws) float
     centre = centre_prior(*small.shape[:2])
     seeds = seed_mask(unlike * (0.3 + 0.7 * centre), unlike)
     if seeds is None:
