@@ -4,7 +4,7 @@ The confidence is a product of factors in 0..1, each for one thing that goes wro
 photos and each with a sentence for the user:
 
 * the object runs off the photo (a close-up): by how many sides it touches;
-* it fills (nearly) the whole frame;
+* it fills (nearly) the whole frame, or only a speck of it stands out;
 * another object of about the same size was found beside it (which one did they mean?);
 * its colours are also the background's around it (the cut is a guess).
 """
@@ -29,6 +29,9 @@ RIVAL_SHARE = 0.5
 #: Colour histogram intersection (0 = disjoint, 1 = same colours) of the object and the
 #: background ring around it at which the separation factor reaches 0 and 1.
 OVERLAP_BAD, OVERLAP_GOOD = 0.75, 0.35
+
+#: An object under this share of the photo is a detail, not what was photographed.
+MIN_AREA = 0.01
 
 _NUMBERS = ("no", "one", "two", "three", "four")
 
@@ -81,6 +84,12 @@ def assess(
             f"the object touches {_NUMBERS[len(sides)]} edges of the photo ({', '.join(sides)})"
         )
     area = float(chosen.mean())
+    if area < MIN_AREA:
+        factors.append(0.1)
+        notes.append(
+            f"only a small detail ({100 * area:.1f} % of the photo) stands out from the "
+            "background - a close-up whose object runs off the photo looks like this"
+        )
     if area > 0.85:
         factors.append(0.1)
         notes.append("the object fills the whole photo")
