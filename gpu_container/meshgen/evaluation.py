@@ -63,7 +63,7 @@ HELD_OUT: tuple[tuple[str, float, float, str], ...] = (
     ("book", 25.0, 35.0, "plain"),
     ("carton", 40.0, 20.0, "gradient"),
     ("car", 30.0, 25.0, "gradient"),
-    ("car", 90.0, 15.0, "plain"),
+    ("car", -35.0, 20.0, "plain"),
     ("car", 60.0, 30.0, "plain"),
 )
 SAMPLES = 6000

@@ -18,6 +18,9 @@ from ..errors import BadInputError
 ANALYSIS_SIZE = 128
 #: In-plane tilts (degrees) tried for the symmetry axis; photos are rarely rolled further.
 TILTS_DEG = tuple(float(a) for a in np.arange(-15.0, 15.01, 1.5))
+#: An outline that fills at least this share of its convex hull may be a carved box (a toy
+#: car, a shoe); below it (a hand, a plant) the hull says too little.
+MIN_CARVED_SOLIDITY = 0.8
 #: Smallest object, as a fraction of the working square, worth reconstructing.
 MIN_OBJECT_FRACTION = 0.005
 
@@ -189,6 +192,8 @@ def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineA
         kind = PriorKind.REVOLUTION
     else:
         kind = PriorKind.INFLATION
+    if (kind is not PriorKind.REVOLUTION and tilt != 0.0) or kind is PriorKind.INFLATION:
+        kind, tilt = _upright_box(binary, kind, tilt, solidity)
     if kind is PriorKind.INFLATION and core_fraction < 0.7:
         tilt = 0.0  # no trustworthy axis: keep the photo as it is
     return OutlineAnalysis(
@@ -201,6 +206,33 @@ def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineA
         solidity=solidity,
         kind=kind,
     )
+
+
+def _upright_box(
+    binary: np.ndarray, kind: PriorKind, tilt: float, solidity: float
+) -> tuple[PriorKind, float]:
+    """Boxes stand upright: prefer a box seen from a raised three-quarter view to a roll.
+
+    A box turned to the camera is no mirror image of itself, so the symmetry search may
+    report a roll that only makes the outline more symmetric (a book at yaw 25 rolled by 15
+    degrees). If the outline as photographed is a box seen from above and to one side - or,
+    for an outline no other prior explains, its convex hull is (a toy car) - it is a box
+    (carved by the outline when needed) with no roll.
+
+    Parameters
+    ----------
+    binary
+        ``(s, s)`` bool outline as photographed (not de-tilted).
+    """
+    from .boxfit import HULL_MIN_IOU, convex_hull, fit_box
+
+    mask = binary.astype(np.float32)
+    if fit_box(mask).depth_observed:
+        return PriorKind.BOX, 0.0
+    carvable = kind is PriorKind.INFLATION and solidity >= MIN_CARVED_SOLIDITY
+    if carvable and fit_box(convex_hull(mask), min_iou=HULL_MIN_IOU).depth_observed:
+        return PriorKind.BOX, 0.0
+    return kind, tilt
 
 
 def _handle_fraction(upright: np.ndarray, core: np.ndarray, axis: float) -> float:
