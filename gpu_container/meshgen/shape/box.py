@@ -9,6 +9,7 @@ import numpy as np
 
 from .boxfit import BOX_DEPTH_RATIO, HULL_MIN_IOU, BoxFit, convex_hull, fit_box
 from .field import Volume, bottom_up, lattice, signed_distance_2d
+from .profile import fit_profile, profile_values
 from .silhouette import PriorKind
 
 #: A box whose projected outline covers the photo's outline worse than this (IoU) is not the
@@ -46,11 +47,15 @@ def box_field(
     g = mask.shape[0]
     fit: BoxFit = fit_box(mask, depth_ratio)
     carve = fit.iou < CARVE_BELOW_IOU
+    extent = fit.half
+    profile: tuple[np.ndarray, np.ndarray] | None = None
     if carve:
-        fit = fit_box(convex_hull(mask), depth_ratio, min_iou=HULL_MIN_IOU)
+        hull_fit = fit_box(convex_hull(mask), depth_ratio, min_iou=HULL_MIN_IOU)
+        fit, profile = fit_profile(mask, hull_fit)
+        extent = fit.half * [1.0, max(1.0, float(profile[1].max()) / float(fit.half[1])), 1.0]
     rot = fit.rotation  # (3, 3) object -> camera
     corners = (
-        np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * fit.half
+        np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * extent
     ) @ rot.T  # (8, 3) float, camera frame relative to the centre
     xs, ys, zs, origin = lattice(mask >= 0.5, float(np.abs(corners[:, 2]).max()))
     spacing = 1.0 if carve else _spacing(fit.half, max_faces)
@@ -59,7 +64,10 @@ def box_field(
         ys = np.arange(ys[0], ys[-1] + spacing, spacing)
         zs = np.arange(zs[0], zs[-1] + spacing, spacing)
         origin = np.array([xs[0], ys[0], zs[0]], dtype=np.float64)
-    values = rounded_box_values(fit, xs, ys, zs)
+    if profile is not None:
+        values = profile_values(fit, xs, ys, zs, profile)
+    else:
+        values = rounded_box_values(fit, xs, ys, zs)
     if carve:
         swept = bottom_up(signed_distance_2d(mask), xs, ys)  # (nx, ny) float
         np.minimum(values, swept[:, :, None], out=values)
