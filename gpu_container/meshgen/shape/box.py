@@ -6,9 +6,10 @@ Frames as in :mod:`.field`.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from .boxfit import BOX_DEPTH_RATIO, HULL_MIN_IOU, BoxFit, convex_hull, fit_box
-from .field import Volume, bottom_up, lattice, signed_distance_2d
+from .field import Volume, lattice, signed_distance_2d
 from .profile import fit_profile, profile_values
 from .silhouette import PriorKind
 
@@ -58,7 +59,7 @@ def box_field(
         np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * extent
     ) @ rot.T  # (8, 3) float, camera frame relative to the centre
     xs, ys, zs, origin = lattice(mask >= 0.5, float(np.abs(corners[:, 2]).max()))
-    spacing = 1.0 if carve else _spacing(fit.half, max_faces)
+    spacing = _spacing(extent, max_faces)
     if spacing > 1.0:
         xs = np.arange(xs[0], xs[-1] + spacing, spacing)
         ys = np.arange(ys[0], ys[-1] + spacing, spacing)
@@ -69,7 +70,8 @@ def box_field(
     else:
         values = rounded_box_values(fit, xs, ys, zs)
     if carve:
-        swept = bottom_up(signed_distance_2d(mask), xs, ys)  # (nx, ny) float
+        rows, cols = np.meshgrid(g - 1 - ys, xs, indexing="xy")  # (nx, ny) each
+        swept = ndimage.map_coordinates(signed_distance_2d(mask), [rows, cols], order=1)
         np.minimum(values, swept[:, :, None], out=values)
     details = {
         "depth_ratio": float(fit.half[2] / fit.half[0]),

@@ -26,7 +26,7 @@ FOOTPRINT_RATIOS = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0)
 #: Samples across the width when testing a slice's top edge against the outline.
 WIDTH_SAMPLES = 9
 #: Height step (grid pixels) of the search, and the tallest slice as a multiple of the box.
-HEIGHT_STEP = 0.5
+HEIGHT_STEP = 1.0
 MAX_HEIGHT_FACTOR = 3.0
 #: Coverage of the soft outline that counts as inside (a little below 0.5: the slice's top
 #: edge runs along the outline, and its projection grazes the anti-aliased border).
