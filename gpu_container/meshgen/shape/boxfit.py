@@ -31,7 +31,12 @@ MIN_PITCH_DEG = 5.0
 MIN_FIT_IOU = 0.95
 #: A box fitted to an outline's convex hull (a toy car's) covers the hull at least this well:
 #: the hull's own bumps (wheels, a cabin narrower than the body) keep it below a box's 0.95.
-HULL_MIN_IOU = 0.88
+HULL_MIN_IOU = 0.9
+#: ... and is taken only from a raised three-quarter view: a blob's hull also fits a box
+#: seen nearly face-on (yaw ~12, pitch ~8), a car's photographed from above and aside does not
+#: need that excuse.
+HULL_MIN_YAW_DEG = 15.0
+HULL_MIN_PITCH_DEG = 10.0
 #: Contour points used by the fit; more only slow it down.
 FIT_POINTS = 240
 

@@ -13,6 +13,8 @@ Frames as in :mod:`.field`; ``fit.rotation`` maps the object frame to the camera
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy import ndimage
 
@@ -22,6 +24,9 @@ from .boxfit import BoxFit
 #: not how it splits between length and width (a car's wheels and cabin hide the corners
 #: that would tell).
 FOOTPRINT_RATIOS = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0)
+#: Turns (degrees) about the vertical tried around the hull's yaw: the hull's corners are
+#: the wheels' and the cabin's, not the footprint's.
+YAW_OFFSETS_DEG = (-8.0, 0.0, 8.0)
 
 #: Samples across the width when testing a slice's top edge against the outline.
 WIDTH_SAMPLES = 9
@@ -142,10 +147,10 @@ def fit_profile(mask: np.ndarray, fit: BoxFit) -> tuple[BoxFit, tuple[np.ndarray
     yaw = np.radians(fit.yaw_deg)
     half_width = fit.half[0] * abs(np.cos(yaw)) + fit.half[2] * abs(np.sin(yaw))
     best: tuple[float, BoxFit, tuple[np.ndarray, np.ndarray]] | None = None
-    for ratio in FOOTPRINT_RATIOS:
+    for ratio, turn in itertools.product(FOOTPRINT_RATIOS, YAW_OFFSETS_DEG):
         c = half_width / (ratio * abs(np.cos(yaw)) + abs(np.sin(yaw)))
         half = np.array([ratio * c, fit.half[1], c])
-        trial = BoxFit(half, fit.yaw_deg, fit.pitch_deg, fit.centre, fit.iou, True)
+        trial = BoxFit(half, fit.yaw_deg + turn, fit.pitch_deg, fit.centre, fit.iou, True)
         xs, heights = slice_heights(mask, trial)
         seen = slice_outline(g, trial, xs, heights)
         score = float((seen & inside).sum()) / max(float((seen | inside).sum()), 1.0)

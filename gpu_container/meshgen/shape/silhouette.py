@@ -224,14 +224,16 @@ def _upright_box(
     binary
         ``(s, s)`` bool outline as photographed (not de-tilted).
     """
-    from .boxfit import HULL_MIN_IOU, convex_hull, fit_box
+    from .boxfit import HULL_MIN_IOU, HULL_MIN_PITCH_DEG, HULL_MIN_YAW_DEG, convex_hull, fit_box
 
     mask = binary.astype(np.float32)
     if fit_box(mask).depth_observed:
         return PriorKind.BOX, 0.0
-    carvable = kind is PriorKind.INFLATION and solidity >= MIN_CARVED_SOLIDITY
-    if carvable and fit_box(convex_hull(mask), min_iou=HULL_MIN_IOU).depth_observed:
-        return PriorKind.BOX, 0.0
+    if kind is PriorKind.INFLATION and solidity >= MIN_CARVED_SOLIDITY:
+        hull = fit_box(convex_hull(mask), min_iou=HULL_MIN_IOU)
+        raised = hull.pitch_deg >= HULL_MIN_PITCH_DEG and abs(hull.yaw_deg) >= HULL_MIN_YAW_DEG
+        if hull.depth_observed and raised:
+            return PriorKind.BOX, 0.0
     return kind, tilt
 
 
