@@ -27,11 +27,12 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 import numpy as np
 import trimesh
 from PIL import Image
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 from skimage.measure import marching_cubes
 
 from meshdrop_contract import AssetFormat, JobOptions, Preset
@@ -106,8 +107,8 @@ def surface_scores(recon: trimesh.Trimesh, truth: trimesh.Trimesh) -> tuple[floa
     does not depend on the asset's metric size (a single photo carries none).
     """
     rng = 0
-    t_pts, _ = trimesh.sample.sample_surface(truth, SAMPLES, seed=rng)  # (k, 3) float
-    r_pts, _ = trimesh.sample.sample_surface(recon, SAMPLES, seed=rng)
+    t_pts = trimesh.sample.sample_surface(truth, SAMPLES, seed=rng)[0]  # (k, 3) float
+    r_pts = trimesh.sample.sample_surface(recon, SAMPLES, seed=rng)[0]
     t_lo, t_hi = truth.bounds
     r_lo, r_hi = recon.bounds
     t_pts = _normalise(t_pts, float(np.linalg.norm(t_hi - t_lo)), (t_lo + t_hi) / 2)
@@ -130,8 +131,8 @@ def surface_scores(recon: trimesh.Trimesh, truth: trimesh.Trimesh) -> tuple[floa
             best = (float(cost), aligned)
     assert best is not None
     aligned = best[1]
-    d_rt, _ = cKDTree(t_pts).query(aligned)
-    d_tr, _ = cKDTree(aligned).query(t_pts)
+    d_rt, _ = KDTree(t_pts).query(aligned)
+    d_tr, _ = KDTree(aligned).query(t_pts)
     chamfer = float(d_rt.mean() + d_tr.mean()) / 2.0
 
     def fscore(tau: float) -> float:
@@ -171,7 +172,9 @@ def run_case(
     start = time.perf_counter()
     result = generator.generate(buf.getvalue(), JobOptions(preset=preset, format=AssetFormat.PLY))
     seconds = time.perf_counter() - start
-    recon = trimesh.load(io.BytesIO(result.data), file_type="ply", process=False)
+    recon = cast(
+        trimesh.Trimesh, trimesh.load(io.BytesIO(result.data), file_type="ply", process=False)
+    )
     truth = true_mesh(scene)
     # The reference in the camera's frame: what the photo shows, upright as the camera holds it.
     rot = np.eye(4)
@@ -254,7 +257,8 @@ def run_photo(generator: Generator, name: str, *, preset: Preset) -> PhotoResult
     mask_iou_value = mask_iou(seg.mask > 0.5, crop_truth(truth, seg.crop_box, seg.mask.shape[0]))
     outcome, reason, asset_iou, prior = "asset", "", nan, "-"
     try:
-        result = generator.generate_from_segmentation(seg, options)
+        # Segmentation is a frozen dataclass; the generator's protocol only reads it.
+        result = generator.generate_from_segmentation(cast(Any, seg), options)
         asset_iou, prior = float(result.metrics["iou"]), str(result.metrics["shape_prior"])
     except (BadInputError, QualityError) as exc:
         outcome, reason = "gate-failed", str(exc)
@@ -346,7 +350,7 @@ def _scene_table(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--preset", default="balanced", choices=[p.value for p in Preset])
     parser.add_argument("--size", type=int, default=384, help="photo side in pixels")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import apply_hysteresis_threshold
 
+from ..ndtools import label
 from .cleanup import disk
 
 # Classical thresholds, in CIELAB delta-E (76). A just-noticeable difference is ~2.3; the
@@ -149,7 +150,7 @@ def _crisp_regions(
     blurred only by the lens and resampling. Measured as the lightness slope on the backdrop
     side of the component's outline (mean) over the component's mean depth.
     """
-    labels, count = ndimage.label(candidate)
+    labels, count = label(candidate)
     if count == 0:
         return np.zeros_like(candidate)
     smooth = cv2.GaussianBlur(lum, (0, 0), 1.0)

@@ -6,6 +6,9 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from ..ndtools import distance, label
+from ..ndtools import fill_holes as fill_holes_nd
+
 #: A hole whose cleanest fifth is this close (delta-E) to the backdrop is an opening.
 T_MATCH = 3.0
 
@@ -31,13 +34,13 @@ def keep_main_object(
     numpy.ndarray
         (h, w) bool; all False when ``mask`` is empty.
     """
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    labels, count = label(mask, structure=np.ones((3, 3), dtype=bool))
     if count <= 1:
         return labels > 0
     areas = np.bincount(labels.ravel())[1:]  # (count,) int
     score = areas if weights is None else np.bincount(labels.ravel(), weights.ravel())[1:]
     main = int(np.argmax(score)) + 1
-    dist = ndimage.distance_transform_edt(labels != main)  # (h, w) float, 0 on the main one
+    dist = distance(labels != main)  # (h, w) float, 0 on the main one
     index = np.arange(1, count + 1)
     near = np.asarray(ndimage.minimum(dist, labels, index)) <= gap
     big = areas >= max(4, 0.001 * areas[main - 1])
@@ -77,9 +80,9 @@ def fill_holes(mask: np.ndarray, delta_e: np.ndarray, noise: float = 1.0) -> np.
     numpy.ndarray
         (h, w) bool.
     """
-    filled = ndimage.binary_fill_holes(mask)
+    filled = fill_holes_nd(mask)
     holes = filled & ~mask
-    labels, count = ndimage.label(holes)
+    labels, count = label(holes)
     if count == 0:
         return filled
     index = np.arange(1, count + 1)
@@ -112,9 +115,9 @@ def fill_small_holes(mask: np.ndarray, fraction: float = 0.002) -> np.ndarray:
     numpy.ndarray
         (h, w) bool.
     """
-    filled = ndimage.binary_fill_holes(mask)
+    filled = fill_holes_nd(mask)
     holes = filled & ~mask
-    labels, count = ndimage.label(holes)
+    labels, count = label(holes)
     if count == 0:
         return filled
     areas = np.bincount(labels.ravel(), minlength=count + 1)

@@ -172,7 +172,7 @@ def cut_object(work: np.ndarray, *, gap: int) -> ClutterCut | None:
         return None
     bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
     cv2.setRNGSeed(12345)  # GrabCut seeds its colour models with k-means too
-    cv2.grabCut(small, seeds, None, bgd, fgd, GRAB_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(small, seeds, (0, 0, 0, 0), bgd, fgd, GRAB_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     candidates = open_mask((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD))
     chosen = keep_main_object(candidates, gap=max(1, round(gap * scale)), weights=centre)
     chosen = fill_small_holes(chosen)

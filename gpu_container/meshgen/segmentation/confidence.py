@@ -19,8 +19,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
+from ..ndtools import label
 from .cleanup import dilate, sides_touched
 
 #: Below this the photo is refused with the notes as the reason.
@@ -120,7 +120,7 @@ def assess(
 
 def _rivals(chosen: np.ndarray, candidates: np.ndarray) -> int:
     """Components of ``candidates`` apart from ``chosen`` about as large as it."""
-    labels, count = ndimage.label(candidates & ~dilate(chosen, 2))
+    labels, count = label(candidates & ~dilate(chosen, 2))
     if count == 0:
         return 0
     areas = np.bincount(labels.ravel())[1:]

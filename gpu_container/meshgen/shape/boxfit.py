@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 from skimage.measure import find_contours
 
 #: Depth of a box seen face-on, as a fraction of its width. A single photo cannot tell; this
@@ -240,7 +240,7 @@ def fit_box(
     pts = outline_points(mask)  # (k, 2) float
     step = max(1, len(pts) // FIT_POINTS)
     sample = pts[::step]
-    tree = cKDTree(pts)
+    tree = KDTree(pts)
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     centre_xy = (lo + hi) / 2.0
     width, height = hi - lo

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 from skimage.measure import find_contours
 
 from .boxfit import BoxFit
@@ -147,7 +147,7 @@ def signed_distance_2d(mask: np.ndarray, smoothing: float = OUTLINE_SMOOTHING) -
         dense.append(start + np.repeat(seg, steps, axis=0) * t[:, None])
     points = np.concatenate(dense) - 1.0  # (k, 2) float, (row, col)
     rows, cols = np.indices(mask.shape)
-    dist, _ = cKDTree(points).query(np.stack([rows.ravel(), cols.ravel()], axis=1))
+    dist, _ = KDTree(points).query(np.stack([rows.ravel(), cols.ravel()], axis=1))
     return np.where(inside.ravel(), dist, -dist).reshape(mask.shape).astype(np.float32)
 
 

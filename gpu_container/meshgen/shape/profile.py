@@ -65,10 +65,12 @@ def slice_heights(mask: np.ndarray, fit: BoxFit) -> tuple[np.ndarray, np.ndarray
     cam = obj @ fit.rotation.T + fit.centre  # (n, m, k, 3) float, camera frame
     rows, cols = g - 1 - cam[..., 1], cam[..., 0]
     cover = ndimage.map_coordinates(mask.astype(np.float32), [rows, cols], order=1, cval=0.0)
-    inside = (cover >= INSIDE_LEVEL).all(axis=2)  # (n, m) bool: the top edge is in the outline
+    inside: np.ndarray = np.all(cover >= INSIDE_LEVEL, axis=2)  # (n, m) bool: top edge inside
     # The slice is as tall as its highest top edge inside the outline. Not the run from the
     # floor up: between a car's wheels the floor's edge shows the gap under the body.
-    top = np.where(inside.any(axis=1), inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1), -1)
+    steps = len(hs)
+    highest = steps - 1 - np.argmax(inside[:, ::-1], axis=1)  # (n,) int
+    top = np.where(inside.any(axis=1), highest, -1)
     heights = np.maximum(top, 0) * HEIGHT_STEP
     return xs, ndimage.gaussian_filter1d(heights.astype(np.float64), 1.0)
 

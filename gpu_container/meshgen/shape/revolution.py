@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..ndtools import distance, label, sums
 from .boxfit import box_rotation
 from .field import Volume, bottom_up, lattice, row_extents, signed_distance_2d
 from .silhouette import PriorKind
@@ -278,14 +279,14 @@ def _cavity_field(
 def _handle_field(inside: np.ndarray, core: np.ndarray, g: int) -> tuple[np.ndarray, float] | None:
     """Half-depth map of the parts outside the revolved core (``None`` if there are none)."""
     residual = ndimage.binary_opening(inside & ~core, iterations=2)
-    labels, n = ndimage.label(residual)
+    labels, n = label(residual)
     if n == 0:
         return None
-    sizes = ndimage.sum(residual, labels, index=np.arange(1, n + 1))
+    sizes = sums(residual, labels, n)
     keep = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.01 * inside.sum()))
     if not keep.any():
         return None
-    depth_in = ndimage.distance_transform_edt(keep | core)  # (g, g) float, grows into body
+    depth_in = distance(keep | core)  # (g, g) float, grows into body
     cap = float(np.percentile(depth_in[keep], 90))
     outside = signed_distance_2d(keep.astype(np.float32))
     half = np.where(keep, np.minimum(depth_in, cap), outside)

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import BadInputError
+from ..ndtools import fill_holes, label, sums
 
 #: Resolution the outline is analysed at: enough for symmetry and corner tests, and fast.
 ANALYSIS_SIZE = 128
@@ -86,7 +87,8 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
         If no object larger than :data:`MIN_OBJECT_FRACTION` of the image is present.
     """
     binary = np.asarray(mask, dtype=np.float32) > 0.5
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), 8)
+    found = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    count, labels, stats = found[0], found[1], found[2]
     if count <= 1:
         raise BadInputError("no object found in the photo (empty foreground mask)")
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -94,10 +96,10 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
         raise BadInputError("no object found in the photo (foreground too small)")
     keep = labels == largest
     # Holes under 0.3% of the object are segmentation noise; larger ones (a mug's handle) are real.
-    holes = ndimage.binary_fill_holes(keep) & ~keep
-    hole_labels, n_holes = ndimage.label(holes)
+    holes = fill_holes(keep) & ~keep
+    hole_labels, n_holes = label(holes)
     if n_holes:
-        sizes = ndimage.sum(holes, hole_labels, index=np.arange(1, n_holes + 1))
+        sizes = sums(holes, hole_labels, n_holes)
         small = np.isin(hole_labels, 1 + np.flatnonzero(sizes < 0.003 * keep.sum()))
         keep |= small
     return keep
@@ -241,10 +243,10 @@ def _handle_fraction(upright: np.ndarray, core: np.ndarray, axis: float) -> floa
     """Share of the outline in parts outside the symmetric body, all on one side of the axis."""
     residual = upright & ~core
     residual = ndimage.binary_opening(residual, iterations=1)
-    labels, n = ndimage.label(residual)
+    labels, n = label(residual)
     if n == 0:
         return 0.0
-    sizes = ndimage.sum(residual, labels, index=np.arange(1, n + 1))
+    sizes = sums(residual, labels, n)
     big = 1 + np.flatnonzero(sizes >= 0.01 * upright.sum())
     if big.size == 0:
         return 0.0
