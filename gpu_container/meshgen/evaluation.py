@@ -254,7 +254,10 @@ def run_photo(generator: Generator, name: str, *, preset: Preset) -> PhotoResult
         return PhotoResult(
             name, photo.role, photo.expect, "refused", "-", 0.0, nan, nan, "-", seconds, str(exc)
         )
-    mask_iou_value = mask_iou(seg.mask > 0.5, crop_truth(truth, seg.crop_box, seg.mask.shape[0]))
+    mask_iou_value = nan
+    if photo.shapes:
+        in_crop = crop_truth(truth, seg.crop_box, seg.mask.shape[0])
+        mask_iou_value = mask_iou(seg.mask > 0.5, in_crop)
     outcome, reason, asset_iou, prior = "asset", "", nan, "-"
     try:
         # Segmentation is a frozen dataclass; the generator's protocol only reads it.

@@ -27,7 +27,10 @@ class RealPhoto:
     licence: str
     role: str  # "tune": looked at while setting thresholds; "report": measured only
     subject: str  # what the photo shows ("cup on saucer, wooden table")
-    expect: str  # "object": should become an asset; "refuse-ok": a close-up may be refused
+    # "object": should become an asset; "refuse-ok": a close-up or a person may be refused;
+    # "refuse": no single object (a tray of coins): should be refused. The last two may have
+    # no mask (``shapes`` empty): then no IoU is measured.
+    expect: str
     shapes: tuple[dict, ...]
 
 

@@ -126,22 +126,25 @@ def fill_small_holes(mask: np.ndarray, fraction: float = 0.002) -> np.ndarray:
     return mask | small[labels]
 
 
-def sides_touched(mask: np.ndarray, min_share: float = 0.05) -> list[str]:
+def sides_touched(mask: np.ndarray, min_share: float = 0.05, band: float = 0.015) -> list[str]:
     """The photo's sides the object runs into: ``["bottom", "left", ...]``.
 
-    A side counts when the object covers at least ``min_share`` of its outermost pixels (a
-    pixel or two of anti-aliased edge does not).
+    A side counts when the object covers at least ``min_share`` of the pixels along it within
+    ``band`` (share of the short side, at least one pixel) of the edge: the GrabCut path
+    seeds the outermost pixels as background, so an object running off the photo stops a
+    pixel or two short of it.
 
     Parameters
     ----------
     mask : numpy.ndarray
         (h, w) bool object mask in the photo's frame.
     """
+    b = max(1, round(band * min(mask.shape)))
     strips = {
-        "top": mask[0],
-        "bottom": mask[-1],
-        "left": mask[:, 0],
-        "right": mask[:, -1],
+        "top": mask[:b].any(axis=0),
+        "bottom": mask[-b:].any(axis=0),
+        "left": mask[:, :b].any(axis=1),
+        "right": mask[:, -b:].any(axis=1),
     }
     return [name for name, strip in strips.items() if strip.mean() >= min_share]
 
