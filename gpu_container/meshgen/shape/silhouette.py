@@ -22,6 +22,10 @@ TILTS_DEG = tuple(float(a) for a in np.arange(-15.0, 15.01, 1.5))
 #: An outline that fills at least this share of its convex hull may be a carved box (a toy
 #: car, a shoe); below it (a hand, a plant) the hull says too little.
 MIN_CARVED_SOLIDITY = 0.8
+#: An outline this many times wider than tall and filling less than NOTCHED_SOLIDITY of its
+#: hull is not revolved (see :func:`_flat_and_notched`).
+WIDE_ASPECT = 1.6
+NOTCHED_SOLIDITY = 0.9
 #: Smallest object, as a fraction of the working square, worth reconstructing.
 MIN_OBJECT_FRACTION = 0.005
 
@@ -194,7 +198,9 @@ def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineA
         kind = PriorKind.REVOLUTION
     else:
         kind = PriorKind.INFLATION
-    if (kind is not PriorKind.REVOLUTION and tilt != 0.0) or kind is PriorKind.INFLATION:
+    if kind is PriorKind.REVOLUTION and _flat_and_notched(upright, solidity):
+        kind = PriorKind.INFLATION
+    if (kind is PriorKind.BOX and tilt != 0.0) or kind is PriorKind.INFLATION:
         kind, tilt = _upright_box(binary, kind, tilt, solidity)
     if kind is PriorKind.INFLATION and core_fraction < 0.7:
         tilt = 0.0  # no trustworthy axis: keep the photo as it is
@@ -208,6 +214,24 @@ def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineA
         solidity=solidity,
         kind=kind,
     )
+
+
+def _flat_and_notched(upright: np.ndarray, solidity: float) -> bool:
+    """An outline much wider than tall with notches (wheels, a cabin) is no turned profile.
+
+    A toy car seen from the side or low is about mirror-symmetric, and revolving it would
+    make a spindle as thick as the car is long. Wide bodies of revolution (bowls, plates,
+    tins) have a convex outline; a car's wheels and cabin step cut into its hull.
+
+    Parameters
+    ----------
+    upright
+        ``(s, s)`` bool de-tilted outline.
+    """
+    rows = np.flatnonzero(upright.any(axis=1))
+    cols = np.flatnonzero(upright.any(axis=0))
+    aspect = (cols[-1] - cols[0] + 1) / max(rows[-1] - rows[0] + 1, 1)
+    return aspect >= WIDE_ASPECT and solidity < NOTCHED_SOLIDITY
 
 
 def _upright_box(

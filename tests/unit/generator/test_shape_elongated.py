@@ -85,3 +85,11 @@ def test_box_fit_finds_the_angles_without_a_clean_hexagon() -> None:
     fit = fit_box(mask, min_iou=0.9)
     assert fit.depth_observed
     assert abs(abs(fit.yaw_deg) - 35.0) <= 8.0 and abs(fit.pitch_deg - 25.0) <= 8.0
+
+
+@pytest.mark.parametrize(("yaw", "elevation"), [(0.0, 10.0), (20.0, 8.0)])
+def test_a_toy_car_seen_low_is_not_revolved(yaw: float, elevation: float) -> None:
+    # From the side or low, a car is about mirror-symmetric: revolving it would make a spindle
+    # as thick as the car is long.
+    seg = seg_of("car", yaw, elevation)
+    assert analyse_outline(seg.mask, seg.rgb).kind is not PriorKind.REVOLUTION
