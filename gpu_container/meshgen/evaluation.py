@@ -381,9 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(plain, sys.stdout, indent=2)
         print()
         return 0
-    for key, mean_key in (("cases", "mean"), ("held_out", "held_out_mean")):
+    for key, mean_key, title in (
+        ("cases", "mean", "tuning scenes (CASES)"),
+        ("held_out", "held_out_mean", "held-out scenes (HELD_OUT)"),
+    ):
         if key in out:
-            print(f"\n{key.replace('_', '-')} scenes")
+            print(f"\n{title}")
             _print_scenes(out[key], out[mean_key])  # type: ignore[arg-type]
     if "photos" in out:
         _print_photos(out["photos"])  # type: ignore[arg-type]
