@@ -264,7 +264,12 @@ def _upright_box(
 
 
 def _handle_fraction(upright: np.ndarray, core: np.ndarray, axis: float) -> float:
-    """Share of the outline in parts outside the symmetric body, all on one side of the axis."""
+    """Share of the outline in parts outside the symmetric body, all on one side of the axis,
+    that close a loop (a handle is a loop: the backdrop shows through it).
+
+    Without the loop test a toy van's bonnet, sticking out of its symmetric box body on one
+    side, read as a mug's handle.
+    """
     residual = upright & ~core
     residual = ndimage.binary_opening(residual, iterations=1)
     labels, n = label(residual)
@@ -274,7 +279,11 @@ def _handle_fraction(upright: np.ndarray, core: np.ndarray, axis: float) -> floa
     big = 1 + np.flatnonzero(sizes >= 0.01 * upright.sum())
     if big.size == 0:
         return 0.0
-    cols = np.nonzero(np.isin(labels, big))[1]
+    parts = np.isin(labels, big)
+    holes = fill_holes(upright) & ~upright
+    if not (holes & ndimage.binary_dilation(parts, iterations=2)).any():
+        return 0.0
+    cols = np.nonzero(parts)[1]
     sides = np.sign(cols - axis)
     if np.all(sides > 0) or np.all(sides < 0):
         return float(sizes[big - 1].sum()) / float(upright.sum())
