@@ -281,7 +281,8 @@ def _handle_fraction(upright: np.ndarray, core: np.ndarray, axis: float) -> floa
         return 0.0
     parts = np.isin(labels, big)
     holes = fill_holes(upright) & ~upright
-    if not (holes & ndimage.binary_dilation(parts, iterations=2)).any():
+    near = np.asarray(ndimage.binary_dilation(parts, iterations=2), dtype=bool)
+    if not (holes & near).any():
         return 0.0
     cols = np.nonzero(parts)[1]
     sides = np.sign(cols - axis)

@@ -9,6 +9,7 @@ import pytest
 
 from gpu_container.meshgen.evaluation import run_case
 from gpu_container.meshgen.generator import Generator
+from gpu_container.meshgen.ndtools import fill_holes
 from gpu_container.meshgen.scenes import render, scenes, segmentation_of
 from gpu_container.meshgen.shape import PriorKind, analyse_outline, fit_box
 from gpu_container.meshgen.shape.boxfit import BoxFit, projected_outline
@@ -93,3 +94,14 @@ def test_a_toy_car_seen_low_is_not_revolved(yaw: float, elevation: float) -> Non
     # as thick as the car is long.
     seg = seg_of("car", yaw, elevation)
     assert analyse_outline(seg.mask, seg.rgb).kind is not PriorKind.REVOLUTION
+
+
+def test_a_handle_must_close_a_loop() -> None:
+    # The same mug with its handle's opening filled in: a solid lump on one side (a van's
+    # bonnet, a spout) is no handle, so it is not hollowed and handled like a mug.
+    seg = seg_of("mug", 0.0, 0.0)
+    assert analyse_outline(seg.mask, seg.rgb).handle_fraction > 0.05
+    solid = np.asarray(seg.mask, dtype=np.float32).copy()
+    inside = solid >= 0.5
+    solid[fill_holes(inside) & ~inside] = 1.0
+    assert analyse_outline(solid, seg.rgb).handle_fraction == 0.0
