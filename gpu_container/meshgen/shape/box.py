@@ -55,16 +55,7 @@ def box_field(
         fit, profile = fit_profile(mask, hull_fit)
         extent = fit.half * [1.0, max(1.0, float(profile[1].max()) / float(fit.half[1])), 1.0]
     rot = fit.rotation  # (3, 3) object -> camera
-    corners = (
-        np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * extent
-    ) @ rot.T  # (8, 3) float, camera frame relative to the centre
-    xs, ys, zs, origin = lattice(mask >= 0.5, float(np.abs(corners[:, 2]).max()))
-    spacing = _spacing(extent, max_faces)
-    if spacing > 1.0:
-        xs = np.arange(xs[0], xs[-1] + spacing, spacing)
-        ys = np.arange(ys[0], ys[-1] + spacing, spacing)
-        zs = np.arange(zs[0], zs[-1] + spacing, spacing)
-        origin = np.array([xs[0], ys[0], zs[0]], dtype=np.float64)
+    xs, ys, zs, origin, spacing = _samples(mask, fit, extent, max_faces)
     if profile is not None:
         values = profile_values(fit, xs, ys, zs, profile)
     else:
@@ -96,6 +87,26 @@ def box_field(
         # Carved, the faces are no longer the box's: texture by normals, not by box face.
         box=None if carve else fit,
     )
+
+
+def _samples(
+    mask: np.ndarray, fit: BoxFit, extent: np.ndarray, max_faces: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Sample positions ``xs, ys, zs``, their ``origin`` and ``spacing`` for a fitted box.
+
+    ``extent`` is the box's half size with room for a carved body's tallest slice.
+    """
+    corners = (
+        np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * extent
+    ) @ fit.rotation.T  # (8, 3) float, camera frame relative to the centre
+    xs, ys, zs, origin = lattice(mask >= 0.5, float(np.abs(corners[:, 2]).max()))
+    spacing = _spacing(extent, max_faces)
+    if spacing > 1.0:
+        xs = np.arange(xs[0], xs[-1] + spacing, spacing)
+        ys = np.arange(ys[0], ys[-1] + spacing, spacing)
+        zs = np.arange(zs[0], zs[-1] + spacing, spacing)
+        origin = np.array([xs[0], ys[0], zs[0]], dtype=np.float64)
+    return xs, ys, zs, origin, spacing
 
 
 def _spacing(half: np.ndarray, max_faces: int | None) -> float:
