@@ -288,6 +288,9 @@ class Generator:
         timings["reconstruct"] = time.perf_counter() - start
         metrics = recon.metrics
         metrics["background_method"] = getattr(segmentation, "method", "unknown")
+        metrics["segmentation_confidence"] = round(
+            float(getattr(segmentation, "confidence", 1.0)), 3
+        )
         self._gate(metrics)
 
         _notify(on_stage, Stage.EXPORT)
@@ -342,37 +345,38 @@ class Generator:
             raise BadInputError(
                 f"segmentation must be (s, s, 3) rgb and (s, s) mask, got {rgb.shape}, {mask.shape}"
             )
-        g = spec.grid
         analysis = analyse_outline(mask, rgb)  # raises BadInputError when there is no object
         if (backend or self.backend_for(Backend.AUTO)) is Backend.TRIPOSR:
             return self._reconstruct_triposr(rgb, mask, spec, texture=texture)
-        tilt = analysis.tilt_deg
-        mask_up = rotate(mask, tilt)
-        rgb_up = rotate(rgb, tilt)
+        return self._reconstruct_priors(rgb, mask, analysis, spec, texture=texture)
+
+    def _reconstruct_priors(
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        analysis: OutlineAnalysis,
+        spec: PresetSpec,
+        *,
+        texture: bool,
+    ) -> Reconstruction:
+        """The weight-free path: a shape prior from the outline, built as the camera saw it."""
+        g = spec.grid
+        mask_up = rotate(mask, analysis.tilt_deg)  # (s, s) float, roll undone
+        rgb_up = rotate(rgb, analysis.tilt_deg)
         mask_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA)
         kind = PriorKind(self.config.force_prior or analysis.kind)
         volume = _prior_volume(kind, analysis, mask_g, g, spec.max_faces)
-        # The whole foreground, not only the part reconstructed: a second object the mesh
-        # left out must count against it.
-        inside_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA) >= 0.5
         mesh = mesh_within_budget(volume, spec.max_faces)
         to_final = np.eye(4)  # (4, 4) float: field coordinates -> delivered asset
         if volume.placement is not None:
             mesh.apply_transform(volume.placement)
             to_final = volume.placement @ to_final
-        iou = front_view_iou(mesh, inside_g)
+        # The whole foreground, not only the part reconstructed: a second object the mesh
+        # left out must count against it.
+        iou = front_view_iou(mesh, mask_g >= 0.5)
         colours = None
         if texture:
-            colours = vertex_colours(
-                mesh.vertices,
-                mesh.vertex_normals,
-                rgb_up,
-                clean_mask(mask_up),
-                g,
-                turn_axis=volume.turn_axis,
-                box=volume.box,
-                caps=volume.prior == PriorKind.REVOLUTION.value,
-            )
+            colours = _prior_colours(mesh, volume, rgb_up, mask_up, g)
             mesh.visual = ColorVisuals(mesh, vertex_colors=colours)
         if volume.to_object is not None:
             # Built as the camera saw it (texture and IoU above), delivered upright.
@@ -393,7 +397,7 @@ class Generator:
             shape_prior=volume.prior,
             backend=Backend.PRIORS.value,
             grid=g,
-            tilt_deg=round(tilt, 2),
+            tilt_deg=round(analysis.tilt_deg, 2),
             symmetry_iou=round(analysis.symmetry_iou, 4),
             prior_details={k: round(v, 4) for k, v in volume.details.items()},
         )
@@ -476,6 +480,22 @@ def _prior_volume(
     if kind is PriorKind.BOX:
         return box_field(mask_g, max_faces=max_faces)
     return inflation_field(mask_g)
+
+
+def _prior_colours(
+    mesh: trimesh.Trimesh, volume: Volume, rgb_up: np.ndarray, mask_up: np.ndarray, g: int
+) -> np.ndarray:
+    """``(n, 4)`` uint8 vertex colours from the upright photo, following the prior's shape."""
+    return vertex_colours(
+        mesh.vertices,
+        mesh.vertex_normals,
+        rgb_up,
+        clean_mask(mask_up),
+        g,
+        turn_axis=volume.turn_axis,
+        box=volume.box,
+        caps=volume.prior == PriorKind.REVOLUTION.value,
+    )
 
 
 def _preview_mesh(mesh: trimesh.Trimesh, volume: Volume, to_final: np.ndarray) -> trimesh.Trimesh:

@@ -148,6 +148,7 @@ def test_generate_from_photo_bytes_reports_stages(generator: Generator) -> None:
     assert set(result.timings) == {"background", "reconstruct", "export"}
     assert result.metrics["shape_prior"] == "revolution"
     assert result.metrics["background_method"] in {"classical", "rembg", "alpha"}
+    assert 0.5 <= result.metrics["segmentation_confidence"] <= 1.0  # sure enough to go on
     assert_valid_gltf(result.data)
     thumb = Image.open(io.BytesIO(result.thumbnail_png))
     assert thumb.format == "PNG" and thumb.size == (256, 256)
