@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from .keys import parse_source_key
 from .options import JobOptions
@@ -38,10 +38,10 @@ def from_dynamo(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Mapping):
-        items: Mapping[Any, Any] = value
+        items = cast(Mapping[Any, Any], value)
         return {str(k): from_dynamo(v) for k, v in items.items()}
     if isinstance(value, list | tuple | set):
-        members: list[Any] | tuple[Any, ...] | set[Any] = value
+        members = cast(Iterable[Any], value)
         return [from_dynamo(v) for v in members]
     return value
 

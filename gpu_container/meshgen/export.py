@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import Any
 
 import numpy as np
 import trimesh
+from trimesh.visual import ColorVisuals, TextureVisuals
+from trimesh.visual.material import PBRMaterial
 
 from meshdrop_contract import AssetFormat
 
@@ -31,28 +34,45 @@ def export_mesh(mesh: trimesh.Trimesh, fmt: AssetFormat, *, texture: bool) -> by
         Vertex colours on; off writes a plain grey material (glb) or geometry only.
     """
     mesh = mesh.copy()
+    colours = vertex_rgba(mesh)
     if texture:
-        if mesh.visual.kind != "vertex":
+        if colours is None:
             raise ValueError("texture=True needs a mesh with vertex colours")
+        if fmt is AssetFormat.GLB:
+            mesh.visual = ColorVisuals(mesh, vertex_colors=srgb_to_linear(colours))
     else:
-        material = trimesh.visual.material.PBRMaterial(
+        material = PBRMaterial(
             baseColorFactor=PLAIN_RGBA, metallicFactor=0.0, roughnessFactor=ROUGHNESS
         )
-        mesh.visual = trimesh.visual.TextureVisuals(material=material)
+        mesh.visual = TextureVisuals(material=material)
     if fmt is AssetFormat.GLB:
-        if texture:
-            mesh.visual.vertex_colors = srgb_to_linear(mesh.visual.vertex_colors)
-        data = mesh.export(file_type="glb", include_normals=True)
+        data = _bytes(mesh.export(file_type="glb", include_normals=True))
         # Without a material glTF viewers treat the colours as fully metallic (almost black).
         return _with_dielectric_default(data) if texture else data
     if fmt is AssetFormat.OBJ:
-        text = mesh.export(file_type="obj", include_normals=True, include_color=texture)
-        return text.encode() if isinstance(text, str) else text
+        return _bytes(mesh.export(file_type="obj", include_normals=True, include_color=texture))
     if fmt is AssetFormat.STL:
-        return mesh.export(file_type="stl")
+        return _bytes(mesh.export(file_type="stl"))
     if fmt is AssetFormat.PLY:
-        return mesh.export(file_type="ply", encoding="binary")
+        return _bytes(mesh.export(file_type="ply", encoding="binary"))
     raise ValueError(f"unsupported format {fmt!r}")
+
+
+def vertex_rgba(mesh: trimesh.Trimesh) -> np.ndarray | None:
+    """``(n, 4)`` uint8 per-vertex colours of ``mesh``, or ``None`` when it has none."""
+    visual = mesh.visual
+    if isinstance(visual, ColorVisuals) and visual.kind == "vertex":
+        return np.asarray(visual.vertex_colors)
+    return None
+
+
+def _bytes(exported: Any) -> bytes:
+    # trimesh returns str for text formats and bytes for binary ones.
+    if isinstance(exported, str):
+        return exported.encode()
+    if isinstance(exported, bytes):
+        return exported
+    raise TypeError(f"unexpected export result {type(exported).__name__}")
 
 
 def srgb_to_linear(rgba: np.ndarray) -> np.ndarray:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import trimesh
+from trimesh.visual import ColorVisuals
+
+from .export import vertex_rgba
 
 #: Faces drawn; a preview needs the outline and shading, not every triangle.
 PREVIEW_FACES = 12000
@@ -27,12 +30,11 @@ def _preview(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     if len(mesh.faces) <= PREVIEW_FACES:
         return mesh
     small = mesh.simplify_quadric_decimation(face_count=PREVIEW_FACES)
-    if mesh.visual.kind == "vertex":
+    colours = vertex_rgba(mesh)
+    if colours is not None:
         # Decimation drops colours: take each new vertex's colour from the nearest old one.
         _, nearest = mesh.kdtree.query(small.vertices)
-        small.visual = trimesh.visual.ColorVisuals(
-            small, vertex_colors=mesh.visual.vertex_colors[nearest]
-        )
+        small.visual = ColorVisuals(small, vertex_colors=colours[nearest])
     return small
 
 
@@ -50,8 +52,9 @@ def _shaded_faces(
     """
     normals = np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])  # (m, 3)
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    if mesh.visual.kind == "vertex":
-        base = mesh.visual.vertex_colors[mesh.faces][:, :, :3].mean(axis=1)  # (m, 3) float
+    colours = vertex_rgba(mesh)
+    if colours is not None:
+        base = colours[mesh.faces][:, :, :3].mean(axis=1)  # (m, 3) float
     else:
         rgba = colour if colour is not None else np.array([200, 200, 200, 255])
         base = np.tile(np.asarray(rgba[:3], dtype=np.float64), (len(mesh.faces), 1))
