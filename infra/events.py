@@ -50,6 +50,20 @@ def event_pattern(pattern: Mapping[str, Any]) -> events.EventPattern:
     )
 
 
+#: Batch's event for a job that blocks the head of its queue in RUNNABLE (detail.statusReason
+#: says why, e.g. "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - ...").
+QUEUE_BLOCKED_DETAIL_TYPE = "Batch Job Queue Blocked"
+
+
+def queue_blocked_pattern(job_queue_arn: str) -> dict[str, Any]:
+    """EventBridge pattern of queue-blocked events of one job queue."""
+    return {
+        "source": ["aws.batch"],
+        "detail-type": [QUEUE_BLOCKED_DETAIL_TYPE],
+        "detail": {"jobQueue": [job_queue_arn]},
+    }
+
+
 def schema_name(detail_type: DetailType) -> str:
     return f"meshdrop@{detail_type.value.replace(' ', '')}"
 
@@ -90,6 +104,12 @@ class EventRoutingConstruct(Construct):
     A third rule copies Batch ``FAILED`` changes of this queue to ``failed_jobs_queue``: its
     ``TriggeredRules`` metric drives the failed-jobs alarm, and the queue keeps the events for
     whoever investigates.
+
+    Batch publishes only on the default bus, which meshdrop does not own: ``batch_archive``
+    archives this queue's Batch events there (state changes and queue-blocked events), so a
+    state-function outage can be replayed like one of the meshdrop bus. A fourth rule copies
+    ``Batch Job Queue Blocked`` events of this queue (jobs stuck in RUNNABLE, with Batch's
+    reason) to the same inspection queue; its metric drives the blocked-queue alarm.
     """
 
     def __init__(
@@ -100,6 +120,7 @@ class EventRoutingConstruct(Construct):
         bus: events.IEventBus,
         state_function: lambda_.IFunction,
         job_queue: batch.IJobQueue,
+        archive_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
@@ -142,6 +163,7 @@ class EventRoutingConstruct(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
+        self._batch_archive(batch_pattern, job_queue, archive_days)
         failed_pattern = {
             **batch_pattern,
             "detail": {**batch_pattern["detail"], "status": ["FAILED"]},
@@ -159,4 +181,37 @@ class EventRoutingConstruct(Construct):
                     max_event_age=TARGET_MAX_EVENT_AGE,
                 )
             ],
+        )
+        self.queue_blocked_rule = events.Rule(
+            self,
+            "BatchQueueBlockedRule",
+            description="Jobs of the meshdrop queue blocked in RUNNABLE, for the alarm",
+            event_pattern=event_pattern(queue_blocked_pattern(job_queue.job_queue_arn)),
+            targets=[
+                targets.SqsQueue(
+                    self.failed_jobs_queue,
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=TARGET_RETRY_ATTEMPTS,
+                    max_event_age=TARGET_MAX_EVENT_AGE,
+                )
+            ],
+        )
+
+    def _batch_archive(
+        self, batch_pattern: Mapping[str, Any], job_queue: batch.IJobQueue, archive_days: int
+    ) -> None:
+        default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
+        self.batch_archive = events.Archive(
+            self,
+            "BatchArchive",
+            source_event_bus=default_bus,
+            description="Batch events of the meshdrop queue, for replay to the state function",
+            event_pattern=event_pattern(
+                {
+                    "source": batch_pattern["source"],
+                    "detail-type": [*batch_pattern["detail-type"], QUEUE_BLOCKED_DETAIL_TYPE],
+                    "detail": {"jobQueue": [job_queue.job_queue_arn]},
+                }
+            ),
+            retention=Duration.days(archive_days),
         )

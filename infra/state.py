@@ -5,17 +5,29 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.lambda_code import python_function
 from meshdrop_contract import jobs, wiring
 
 STATE_HANDLER = "lambdas.state.handler.lambda_handler"
+#: Lambda's own retries of a failed asynchronous (EventBridge) invocation before the event goes
+#: to the failure queue, and how long an event may wait for them.
+ASYNC_RETRY_ATTEMPTS = 2
+ASYNC_MAX_EVENT_AGE = Duration.hours(6)
 
 
 class StateConstruct(Construct):
-    """On-demand table with the key, GSIs and TTL attribute of ``meshdrop_contract.jobs``."""
+    """On-demand table with the key, GSIs and TTL attribute of ``meshdrop_contract.jobs``.
+
+    EventBridge invokes the function asynchronously; its rules' dead-letter queue catches only
+    events EventBridge could not deliver. An event the function itself fails on goes, after
+    Lambda's retries, to ``failure_queue`` (an on-failure destination): each message is the
+    invocation record with the original event under ``requestPayload``, ready to replay.
+    """
 
     def __init__(
         self,
@@ -71,4 +83,16 @@ class StateConstruct(Construct):
             removal_policy=log_removal_policy,
             timeout=Duration.seconds(30),
             memory_mib=256,
+        )
+        self.failure_queue = sqs.Queue(
+            self,
+            "FailureQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.failure_queue),
+            retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            max_event_age=ASYNC_MAX_EVENT_AGE,
         )

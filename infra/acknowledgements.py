@@ -1,0 +1,127 @@
+"""cdk-nag findings of the meshdrop stack that are deliberate, each with a reason that is true."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import Acknowledgment, Token, Validations
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from meshdrop_contract import ASSET_PREFIX, SOURCE_PREFIX
+
+if TYPE_CHECKING:
+    from infra.stack import MeshdropStack
+
+_MANAGED = "arn:<AWS::Partition>:iam::aws:policy"
+
+
+def ack(scope: Construct, rule: str, reason: str) -> None:
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+def _role(function: lambda_.Function) -> Construct:
+    """The function's role: python_function creates it beside the function, not inside."""
+    role = function.role
+    assert isinstance(role, Construct)
+    return role
+
+
+def acknowledge(stack: MeshdropStack) -> None:
+    """Acknowledge, on the narrowest construct, each finding the design accepts."""
+    _object_prefixes(stack)
+    _functions(stack)
+    _compute(stack)
+    _queues(stack)
+
+
+def _object_prefixes(stack: MeshdropStack) -> None:
+    bucket_arn = stack.resolve(stack.storage.bucket.bucket_arn)["Fn::GetAtt"][0]
+    for prefix in (SOURCE_PREFIX, ASSET_PREFIX):
+        for scope in (stack.compute.job_role, _role(stack.ingest.function)):
+            ack(
+                scope,
+                f"AwsSolutions-IAM5[Resource::<{bucket_arn}.Arn>/{prefix}*]",
+                f"Object access is scoped to the {prefix} prefix of the meshdrop bucket; "
+                "the objects' names are not known in advance.",
+            )
+    if stack.settings.weights_s3_uri:
+        partition = stack.partition
+        if Token.is_unresolved(partition):
+            partition = "<AWS::Partition>"  # how cdk-nag renders the pseudo parameter
+        weights = stack.settings.weights_s3_uri.removeprefix("s3://")
+        ack(
+            stack.compute.job_role,
+            f"AwsSolutions-IAM5[Resource::arn:{partition}:s3:::{weights}*]",
+            "Weights are read from the configured s3:// prefix only.",
+        )
+
+
+def _functions(stack: MeshdropStack) -> None:
+    ack(
+        _role(stack.ingest.function),
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:batch:<AWS::Region>:"
+        "<AWS::AccountId>:job/*]"
+        if Token.is_unresolved(stack.region)
+        else f"AwsSolutions-IAM5[Resource::{stack.batch_jobs_arn}]",
+        "Tagging applies to the jobs this function submits (batch:CreateAction=SubmitJob); "
+        "their ids do not exist before submission.",
+    )
+    for function in (stack.ingest.function, stack.state.function):
+        ack(
+            _role(function),
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords support no resource.",
+        )
+        ack(
+            function,
+            "AwsSolutions-L1",
+            "python3.12 is pinned on purpose: the handlers share meshdrop_contract with the "
+            "generator image, which runs CPython 3.12; a runtime upgrade moves both together.",
+        )
+    handler = next(
+        child
+        for child in stack.node.children
+        if child.node.id.startswith("BucketNotificationsHandler")
+    )
+    ack(
+        handler,
+        f"AwsSolutions-IAM4[Policy::{_MANAGED}/service-role/AWSLambdaBasicExecutionRole]",
+        "CDK's bucket-notification custom resource: its role is created by CDK with this "
+        "managed policy (logs in any group of the account) and runs only during deployments.",
+    )
+
+
+def _compute(stack: MeshdropStack) -> None:
+    ack(
+        stack.compute.container,
+        "AwsSolutions-IAM5[Resource::*]",
+        "ecr:GetAuthorizationToken supports no resource; the pull is scoped to the image repo.",
+    )
+    for environment in stack.compute.compute_environments:
+        ack(
+            environment,
+            f"AwsSolutions-IAM4[Policy::{_MANAGED}/service-role/"
+            "AmazonEC2ContainerServiceforEC2Role]",
+            "The policy AWS Batch documents for the ECS agent on its instances; containers "
+            "cannot use it (IMDSv2 hop limit 1 in the launch template).",
+        )
+
+
+def _queues(stack: MeshdropStack) -> None:
+    ack(
+        stack.routing.dead_letter_queue,
+        "AwsSolutions-SQS3",
+        "This queue is the dead-letter queue of the EventBridge targets.",
+    )
+    ack(
+        stack.routing.failed_jobs_queue,
+        "AwsSolutions-SQS3",
+        "Holds copies of failed-job and queue-blocked events for inspection; EventBridge "
+        "dead-letters undeliverable ones to the target dead-letter queue.",
+    )
+    ack(
+        stack.state.failure_queue,
+        "AwsSolutions-SQS3",
+        "This queue is the on-failure destination of the state function's async invocations.",
+    )
