@@ -181,6 +181,13 @@ class MeshdropSettings:
                 f"{CONTEXT_PREFIX}max_vcpus={self.max_vcpus}: no job could ever start"
             )
 
+        if self.spot and self.max_vcpus // 2 < self.job_vcpus:
+            raise SettingsError(
+                f"{CONTEXT_PREFIX}max_vcpus={self.max_vcpus}: with {CONTEXT_PREFIX}spot, Spot and "
+                f"on-demand each get half, and {self.max_vcpus // 2} vCPUs cannot run a "
+                f"{self.job_vcpus}-vCPU job"
+            )
+
     @property
     def instance_types(self) -> tuple[str, ...]:
         """The instance types of the configured compute kind."""

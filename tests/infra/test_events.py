@@ -31,9 +31,13 @@ def job_queue_ref(template: Template) -> dict:
     return {"Fn::GetAtt": [lid, "JobQueueArn"]}
 
 
+def archives(template: Template) -> dict[str, dict]:
+    return template.find_resources("AWS::Events::Archive")
+
+
 def test_bus_has_an_archive_of_meshdrop_events(template: Template) -> None:
     bus_id, _ = single(template.find_resources("AWS::Events::EventBus"))
-    _, archive = single(template.find_resources("AWS::Events::Archive"))
+    (archive,) = [a for lid, a in archives(template).items() if lid.startswith("EventsBus")]
     props = archive["Properties"]
     assert props["SourceArn"] == {"Fn::GetAtt": [bus_id, "Arn"]}
     assert props["EventPattern"] == meshdrop_job_events_pattern()
@@ -111,3 +115,25 @@ def test_schema_names_are_valid_registry_names() -> None:
     names = [schema_name(t) for t in DetailType]
     assert len(set(names)) == len(names)
     assert all(n.startswith("meshdrop@") and " " not in n for n in names)
+
+
+def test_batch_events_of_the_queue_are_archived_on_the_default_bus(template: Template) -> None:
+    (archive,) = [a for lid, a in archives(template).items() if lid.startswith("RoutingBatch")]
+    props = archive["Properties"]
+    source = json.dumps(props["SourceArn"])
+    assert ":event-bus/default" in source
+    pattern = props["EventPattern"]
+    assert pattern["source"] == ["aws.batch"]
+    assert set(pattern["detail-type"]) == {"Batch Job State Change", "Batch Job Queue Blocked"}
+    assert logical_ref(pattern["detail"]["jobQueue"][0]).startswith("ComputeJobQueue")
+    assert props["RetentionDays"] == 30
+
+
+def test_queue_blocked_events_of_the_queue_are_kept_for_the_alarm(template: Template) -> None:
+    props = rule(template, "RoutingBatchQueueBlockedRule")
+    pattern = props["EventPattern"]
+    assert pattern["detail-type"] == ["Batch Job Queue Blocked"]
+    assert logical_ref(pattern["detail"]["jobQueue"][0]).startswith("ComputeJobQueue")
+    (target,) = props["Targets"]
+    assert logical_ref(target["Arn"]).startswith("RoutingFailedJobsQueue")
+    assert logical_ref(target["DeadLetterConfig"]["Arn"]).startswith("RoutingTargetDeadLetter")
