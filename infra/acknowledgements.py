@@ -84,6 +84,7 @@ def _functions(stack: MeshdropStack) -> None:
         for child in stack.node.children
         if child.node.id.startswith("BucketNotificationsHandler")
     )
+    assert isinstance(handler, Construct)
     ack(
         handler,
         f"AwsSolutions-IAM4[Policy::{_MANAGED}/service-role/AWSLambdaBasicExecutionRole]",

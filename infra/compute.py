@@ -8,6 +8,7 @@ image and its weights, and the instance store mounted as scratch space for the j
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import jsii
 from aws_cdk import Duration, RemovalPolicy, Size
@@ -140,7 +141,7 @@ class ComputeConstruct(Construct):
         self.job_role = iam.Role(
             self,
             "JobRole",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            assumed_by=cast(iam.IPrincipal, iam.ServicePrincipal("ecs-tasks.amazonaws.com")),
             description="meshdrop generator job: read images/, write 3d_assets/, emit events",
         )
         self.container = self._container(image, job_vcpus, job_memory_mib, environment)
@@ -293,7 +294,7 @@ class ComputeConstruct(Construct):
             cpu=job_vcpus,
             memory=Size.mebibytes(job_memory_mib),
             gpu=1 if self.gpu else None,
-            job_role=self.job_role,
+            job_role=cast(iam.IRole, self.job_role),
             # Temporary files and the once-per-instance S3 weights cache live on scratch.
             environment={**environment, "TMPDIR": SCRATCH_PATH},
             volumes=[

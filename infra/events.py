@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import Duration
 from aws_cdk import aws_batch as batch
@@ -145,7 +145,7 @@ class EventRoutingConstruct(Construct):
             description="meshdrop job events -> state function",
             event_bus=bus,
             event_pattern=event_pattern(meshdrop_job_events_pattern()),
-            targets=[to_state()],
+            targets=[cast(events.IRuleTarget, to_state())],
         )
         batch_pattern = batch_job_state_pattern(job_queue.job_queue_arn)
         # Batch emits on the default bus only, so this rule cannot live on the meshdrop bus.
@@ -154,7 +154,7 @@ class EventRoutingConstruct(Construct):
             "BatchJobStateRule",
             description="Batch job state changes of the meshdrop queue -> state function",
             event_pattern=event_pattern(batch_pattern),
-            targets=[to_state()],
+            targets=[cast(events.IRuleTarget, to_state())],
         )
         self.failed_jobs_queue = sqs.Queue(
             self,
@@ -173,28 +173,25 @@ class EventRoutingConstruct(Construct):
             "BatchJobFailedRule",
             description="Failed Batch jobs of the meshdrop queue, for the alarm and inspection",
             event_pattern=event_pattern(failed_pattern),
-            targets=[
-                targets.SqsQueue(
-                    self.failed_jobs_queue,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=TARGET_RETRY_ATTEMPTS,
-                    max_event_age=TARGET_MAX_EVENT_AGE,
-                )
-            ],
+            targets=[self._to_inspection_queue()],
         )
         self.queue_blocked_rule = events.Rule(
             self,
             "BatchQueueBlockedRule",
             description="Jobs of the meshdrop queue blocked in RUNNABLE, for the alarm",
             event_pattern=event_pattern(queue_blocked_pattern(job_queue.job_queue_arn)),
-            targets=[
-                targets.SqsQueue(
-                    self.failed_jobs_queue,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=TARGET_RETRY_ATTEMPTS,
-                    max_event_age=TARGET_MAX_EVENT_AGE,
-                )
-            ],
+            targets=[self._to_inspection_queue()],
+        )
+
+    def _to_inspection_queue(self) -> events.IRuleTarget:
+        return cast(
+            events.IRuleTarget,
+            targets.SqsQueue(
+                self.failed_jobs_queue,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=TARGET_RETRY_ATTEMPTS,
+                max_event_age=TARGET_MAX_EVENT_AGE,
+            ),
         )
 
     def _batch_archive(

@@ -18,6 +18,7 @@ import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import jsii
 from aws_cdk import (
@@ -181,7 +182,7 @@ def lambda_code(architecture: str, root: Path = REPO_ROOT) -> lambda_.Code:
                 f"pip install --no-compile -t /asset-output {reqs} && {copy} && "
                 f"rm -rf {' '.join(f'/asset-output/{n}*' for n in sorted(RUNTIME_PROVIDED))}",
             ],
-            local=LocalLambdaBundling(root, architecture),
+            local=cast(ILocalBundling, LocalLambdaBundling(root, architecture)),
         ),
     )
 
@@ -215,7 +216,7 @@ def python_function(
     role = iam.Role(
         scope,
         f"{construct_id}Role",
-        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        assumed_by=cast(iam.IPrincipal, iam.ServicePrincipal("lambda.amazonaws.com")),
         description=f"meshdrop {construct_id}: {description}"[:1000],
     )
     role.add_to_principal_policy(
@@ -238,7 +239,7 @@ def python_function(
         timeout=timeout,
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
-        role=role,
+        role=cast(iam.IRole, role),
         logging_format=lambda_.LoggingFormat.JSON,
         reserved_concurrent_executions=reserved_concurrency,
         environment=environment,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_budgets as budgets
@@ -15,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 PERIOD = Duration.minutes(5)
 #: Where the reconciler publishes the age of the oldest job still RUNNABLE (Batch itself has
@@ -24,6 +25,16 @@ RUNNABLE_AGE_NAMESPACE = "meshdrop"
 RUNNABLE_AGE_METRIC = "OldestRunnableJobAgeSeconds"
 #: Budget alerts: actual spend past 80 % of the limit, forecast past 100 %.
 BUDGET_ALERTS = (("ACTUAL", 80), ("FORECASTED", 100))
+
+
+def _service(name: str) -> iam.IPrincipal:
+    return cast(iam.IPrincipal, iam.ServicePrincipal(name))
+
+
+def _parent_id(construct: IConstruct) -> str:
+    """Id of the construct that owns ``construct`` ("Ingest" for the ingest function)."""
+    parent = construct.node.scope
+    return parent.node.id if parent is not None else ""
 
 
 def triggered_rules(rule: events.IRule) -> cloudwatch.Metric:
@@ -62,7 +73,7 @@ class MonitoringConstruct(Construct):
         self._queue_alarms(ingest_queue, dead_letter_queues, oldest_message_threshold)
         for function in functions:
             self._alarm(
-                f"{function.node.scope.node.id}Errors",
+                f"{_parent_id(function)}Errors",
                 function.metric_errors(period=PERIOD, statistic="Sum"),
                 threshold=1,
                 description="A meshdrop function failed; see its log group",
@@ -86,8 +97,8 @@ class MonitoringConstruct(Construct):
             iam.PolicyStatement(
                 sid="AllowCloudWatchAndBudgetsForThisAccount",
                 principals=[
-                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
-                    iam.ServicePrincipal("budgets.amazonaws.com"),
+                    _service("cloudwatch.amazonaws.com"),
+                    _service("budgets.amazonaws.com"),
                 ],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],  # in a key policy "*" means this key
@@ -98,11 +109,13 @@ class MonitoringConstruct(Construct):
             self,
             "AlarmTopic",
             display_name="meshdrop alarms",
-            master_key=self.key,
+            master_key=cast(kms.IKey, self.key),
             enforce_ssl=True,
         )
         if email:
-            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(email))
+            self.alarm_topic.add_subscription(
+                cast(sns.ITopicSubscription, subscriptions.EmailSubscription(email))
+            )
 
     def _queue_alarms(
         self,
@@ -112,7 +125,7 @@ class MonitoringConstruct(Construct):
     ) -> None:
         for queue in dead_letter_queues:
             self._alarm(
-                f"{queue.node.scope.node.id}{queue.node.id}Depth",
+                f"{_parent_id(queue)}{queue.node.id}Depth",
                 queue.metric_approximate_number_of_messages_visible(
                     period=PERIOD, statistic="Maximum"
                 ),
@@ -170,7 +183,7 @@ class MonitoringConstruct(Construct):
         self.alarm_topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowBudgetsForThisAccount",
-                principals=[iam.ServicePrincipal("budgets.amazonaws.com")],
+                principals=[_service("budgets.amazonaws.com")],
                 actions=["sns:Publish"],
                 resources=[self.alarm_topic.topic_arn],
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
@@ -259,6 +272,7 @@ class MonitoringConstruct(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=description,
         )
-        alarm.add_alarm_action(actions.SnsAction(self.alarm_topic))
+        topic = cast(sns.ITopic, self.alarm_topic)
+        alarm.add_alarm_action(cast(cloudwatch.IAlarmAction, actions.SnsAction(topic)))
         self.alarms.append(alarm)
         return alarm

