@@ -156,6 +156,13 @@ class EventRoutingConstruct(Construct):
             event_pattern=event_pattern(batch_pattern),
             targets=[cast(events.IRuleTarget, to_state())],
         )
+        self._batch_archive(batch_pattern, job_queue, archive_days)
+        self._inspection_rules(batch_pattern, job_queue)
+
+    def _inspection_rules(
+        self, batch_pattern: Mapping[str, Any], job_queue: batch.IJobQueue
+    ) -> None:
+        """Failed and queue-blocked Batch events, copied to a queue a person reads."""
         self.failed_jobs_queue = sqs.Queue(
             self,
             "FailedJobsQueue",
@@ -163,7 +170,6 @@ class EventRoutingConstruct(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        self._batch_archive(batch_pattern, job_queue, archive_days)
         failed_pattern = {
             **batch_pattern,
             "detail": {**batch_pattern["detail"], "status": ["FAILED"]},

@@ -44,35 +44,7 @@ class StateConstruct(Construct):
         log_removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-
-        def string(name: str) -> dynamodb.Attribute:
-            return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
-
-        self.table = dynamodb.TableV2(
-            self,
-            "Jobs",
-            partition_key=string(jobs.TABLE_PK),
-            billing=dynamodb.Billing.on_demand(),
-            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            time_to_live_attribute=jobs.TTL_ATTRIBUTE,
-            global_secondary_indexes=[
-                dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name=jobs.GSI_BY_STATE,
-                    partition_key=string(jobs.GSI_BY_STATE_PK),
-                    sort_key=string(jobs.GSI_BY_STATE_SK),
-                ),
-                dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name=jobs.GSI_BY_SOURCE,
-                    partition_key=string(jobs.GSI_BY_SOURCE_PK),
-                    sort_key=string(jobs.GSI_BY_SOURCE_SK),
-                ),
-            ],
-            removal_policy=table_removal_policy,
-            deletion_protection=table_removal_policy == RemovalPolicy.RETAIN,
-        )
+        self.table = self._table(table_removal_policy)
         self.function = python_function(
             self,
             "Function",
@@ -97,4 +69,34 @@ class StateConstruct(Construct):
             on_failure=cast(lambda_.IDestination, destinations.SqsDestination(self.failure_queue)),
             retry_attempts=ASYNC_RETRY_ATTEMPTS,
             max_event_age=ASYNC_MAX_EVENT_AGE,
+        )
+
+    def _table(self, removal_policy: RemovalPolicy) -> dynamodb.TableV2:
+        def string(name: str) -> dynamodb.Attribute:
+            return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+
+        return dynamodb.TableV2(
+            self,
+            "Jobs",
+            partition_key=string(jobs.TABLE_PK),
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=jobs.TTL_ATTRIBUTE,
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=jobs.GSI_BY_STATE,
+                    partition_key=string(jobs.GSI_BY_STATE_PK),
+                    sort_key=string(jobs.GSI_BY_STATE_SK),
+                ),
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=jobs.GSI_BY_SOURCE,
+                    partition_key=string(jobs.GSI_BY_SOURCE_PK),
+                    sort_key=string(jobs.GSI_BY_SOURCE_SK),
+                ),
+            ],
+            removal_policy=removal_policy,
+            deletion_protection=removal_policy == RemovalPolicy.RETAIN,
         )
