@@ -33,6 +33,8 @@ def acknowledge(stack: MeshdropStack) -> None:
     _functions(stack)
     _compute(stack)
     _queues(stack)
+    if stack.image_build is not None:
+        _image_build(stack)
 
 
 def _object_prefixes(stack: MeshdropStack) -> None:
@@ -126,3 +128,82 @@ def _queues(stack: MeshdropStack) -> None:
         "AwsSolutions-SQS3",
         "This queue is the on-failure destination of the state function's async invocations.",
     )
+
+
+def _image_build(stack: MeshdropStack) -> None:
+    """The in-AWS image build (image_build="codebuild"): CodeBuild and CDK's provider framework."""
+    build = stack.image_build
+    assert build is not None
+    project_id = stack.resolve(build.project.project_name)["Ref"]
+    project_role = build.project.role
+    assert isinstance(project_role, Construct)
+    for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*"):
+        ack(
+            project_role,
+            f"AwsSolutions-IAM5[Action::{action}]",
+            "CDK's read grant on the one build-context object (a content-hashed key in the "
+            "bootstrap assets bucket) that CodeBuild downloads as its source.",
+        )
+    ack(
+        project_role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
+        f"log-group:/aws/codebuild/<{project_id}>:*]",
+        "CodeBuild's default grant on this project's own /aws/codebuild log group.",
+    )
+    ack(
+        project_role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:codebuild:<AWS::Region>:"
+        f"<AWS::AccountId>:report-group/<{project_id}>-*]",
+        "CodeBuild's default grant on report groups named after this project only.",
+    )
+    ack(
+        project_role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "ecr:GetAuthorizationToken supports no resource; push and pull are scoped to the "
+        "stack's repository.",
+    )
+    ack(
+        build.project,
+        "AwsSolutions-CB4",
+        "The project produces no build artifacts (the image goes to ECR, encrypted at rest); "
+        "CodeBuild encrypts its logs and workspace with AWS-managed keys.",
+    )
+    for handler in build.handlers:
+        ack(
+            _role(handler),
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords support no resource.",
+        )
+        ack(
+            handler,
+            "AwsSolutions-L1",
+            "python3.12 like the other functions; these two only start and poll the image build.",
+        )
+    ack(
+        build.provider,
+        f"AwsSolutions-IAM4[Policy::{_MANAGED}/service-role/AWSLambdaBasicExecutionRole]",
+        "CDK's custom-resource provider framework creates its roles with this managed policy; "
+        "its functions run only during deployments.",
+    )
+    for handler in (*build.handlers, *_framework_functions(build.provider)):
+        handler_id = stack.resolve(handler.function_arn)["Fn::GetAtt"][0]
+        ack(
+            build.provider,
+            f"AwsSolutions-IAM5[Resource::<{handler_id}.Arn>:*]",
+            "The provider framework invokes its own handler functions, any version.",
+        )
+    for rule in ("AwsSolutions-SF1", "AwsSolutions-SF2"):
+        ack(
+            build.provider,
+            rule,
+            "CDK's provider-framework waiter, rendered without logging or tracing options; it "
+            "only polls the build during deployments (the build logs to BuildLogs).",
+        )
+
+
+def _framework_functions(provider: Construct) -> list[lambda_.Function]:
+    return [
+        child
+        for child in provider.node.children
+        if isinstance(child, lambda_.Function) and child.node.id != "framework-onEvent"
+    ]

@@ -16,6 +16,7 @@ from infra.common import log_retention, removal_policy
 from infra.compute import ComputeConstruct, PinnedAmi
 from infra.events import EventBusConstruct, EventRoutingConstruct
 from infra.image import BAKED_WEIGHTS_DIR, build_args, local_image
+from infra.image_codebuild import CodeBuildImage
 from infra.ingest import IngestConstruct
 from infra.lambda_code import lambda_code
 from infra.monitoring import MonitoringConstruct
@@ -113,6 +114,9 @@ class MeshdropStack(Stack):
             log_retention=self.retention,
             removal_policy=self.data_policy,
         )
+        if self.image_build is not None:
+            # No job definition before its image exists.
+            self.compute.job_definition.node.add_dependency(self.image_build.build)
 
     def _machine_image(self) -> ec2.IMachineImage:
         """The AMI: a pinned id, else the SSM parameter, looked up once and cached in
@@ -135,7 +139,19 @@ class MeshdropStack(Stack):
             model_sha256=s.weights_model_sha256,
             u2net_sha256=s.u2net_sha256,
         )
-        return local_image(target=target, args=args)
+        self.image_build: CodeBuildImage | None = None
+        if s.image_build == "local":
+            return local_image(target=target, args=args)
+        self.image_build = CodeBuildImage(
+            self,
+            "ImageBuild",
+            target=target,
+            build_args=args,
+            keep_images=s.ecr_keep_images,
+            removal_policy=self.data_policy,
+            log_retention=self.retention,
+        )
+        return self.image_build.image
 
     def _functions(self) -> None:
         s = self.settings
