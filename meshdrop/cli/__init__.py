@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from meshdrop.cli import generate, local, remote
+    from meshdrop.cli import generate, local, remote, smoke
 
-    for module in (local, generate, remote):
+    for module in (local, generate, remote, smoke):
         module.register(app)
 
 
