@@ -120,9 +120,8 @@ class SimulatedPipeline(threading.Thread):
         self.stack = stack
         self.outcome = outcome
         self.s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
-        self.table = boto3.resource("dynamodb", region_name=REGION, endpoint_url=endpoint).Table(
-            stack.table
-        )
+        dynamodb: Any = boto3.resource("dynamodb", region_name=REGION, endpoint_url=endpoint)
+        self.table = dynamodb.Table(stack.table)
         self.sns = boto3.client("sns", region_name=REGION, endpoint_url=endpoint)
         self.stop = threading.Event()
 
