@@ -24,6 +24,8 @@ IMAGE_EXCLUDE: tuple[str, ...] = (
     "*",
     "!gpu_container",
     "!meshdrop_contract",
+    # Weights are fetched by the build itself, at a pinned revision: never from a local copy.
+    "gpu_container/weights",
     "**/__pycache__",
     "**/*.pyc",
 )
