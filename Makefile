@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install browser demo test lint pytest synth bench bench-generator eval image clean
+.PHONY: install browser demo test unit lint pytest synth bench bench-generator bench-gpu eval image clean
 
 # Re-install only when the dependency lists change.
 $(BIN)/.installed: pyproject.toml
@@ -30,14 +30,22 @@ browser:
 demo: install
 	$(BIN)/meshdrop local run samples/*.jpg --out demo-out
 
+# Style, layers (import-linter contracts in pyproject.toml) and types (pyright: strict on the
+# contract and the Lambdas, basic elsewhere).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	pyright
 
 pytest: install browser
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint pytest
+
+# The inner loop: unit tests not marked slow, in parallel; well under 30 s on 2 idle cores.
+unit: install
+	$(BIN)/pytest -n 2 -q -m "not slow" tests/unit
 
 synth: install
 	npx cdk synth --quiet
@@ -47,6 +55,11 @@ bench: install
 
 bench-generator: install
 	$(BIN)/python -m gpu_container.meshgen.bench
+
+# Full-size TripoSR (random weights unless WEIGHTS=dir): seconds per stage and peak memory per
+# preset, on CUDA when present, else the CPU (minutes there).
+bench-gpu: install
+	$(BIN)/python -m gpu_container.meshgen.models.bench $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 eval: install
 	$(BIN)/python -m gpu_container.meshgen.evaluation

@@ -497,7 +497,10 @@ def run_job(
             Key=asset_key,
             Body=result.data,
             ContentType=CONTENT_TYPES.get(fmt, "application/octet-stream"),
-            Metadata=asset_metadata(spec, source_etag, source_sha256),
+            Metadata={
+                **asset_metadata(spec, source_etag, source_sha256),
+                **result.provenance.to_metadata(),
+            },
         )
         thumbnail_key: str | None = None
         if result.thumbnail_png:
@@ -520,6 +523,7 @@ def run_job(
             seconds=round(time.perf_counter() - started, 3),
             timings={k: round(max(v, 0.0), 4) for k, v in timings.items()},
             metrics=_jsonable(result.metrics or {}),
+            provenance=result.provenance.to_dict(),
         )
         emitter.emit(DetailType.SUCCEEDED, detail)
         return JobOutcome(ExitCode.OK, DetailType.SUCCEEDED, detail)

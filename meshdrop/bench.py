@@ -66,7 +66,12 @@ class CallTimer:
     def install(self) -> None:
         import boto3
 
-        events = boto3._get_default_session().events
+        # The hooks go on the default session, which every boto3.client() call shares.
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        session = boto3.DEFAULT_SESSION
+        assert session is not None
+        events = session.events
         events.register("before-call.*.*", self._before)
         events.register("after-call.*.*", self._after)
 
@@ -158,7 +163,7 @@ def bench_end_to_end(photos: Sequence[Path], preset: Preset, work: Path) -> dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=50, help="ingest records to time")
     parser.add_argument("--drops", type=int, default=20, help="uploads for drop -> SUBMITTED")
     parser.add_argument(

@@ -35,12 +35,14 @@ from .limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from .options import (
     PRESETS,
     AssetFormat,
+    Backend,
     InvalidOptionsError,
     JobOptions,
     Preset,
     PresetSpec,
     parse_options,
 )
+from .provenance import Provenance
 from .states import ALLOWED_PREDECESSORS, TERMINAL_STATES, ExitCode, JobState, can_transition
 from .wiring import batch_job_state_pattern, meshdrop_job_events_pattern
 
@@ -59,6 +61,7 @@ __all__ = [
     "SOURCE_PREFIX",
     "TERMINAL_STATES",
     "AssetFormat",
+    "Backend",
     "Category",
     "DetailType",
     "ErrorKind",
@@ -70,6 +73,7 @@ __all__ = [
     "JobState",
     "Preset",
     "PresetSpec",
+    "Provenance",
     "SourceKey",
     "Stage",
     "base_detail",

@@ -18,7 +18,8 @@ from typing import Any
 from .states import JobState
 
 EVENT_SOURCE = "meshdrop"
-SCHEMA_VERSION = "1.0"
+#: 1.1: "Job Succeeded" carries ``provenance``; options may carry ``backend``.
+SCHEMA_VERSION = "1.1"
 
 BATCH_SOURCE = "aws.batch"
 BATCH_DETAIL_TYPE = "Batch Job State Change"
@@ -96,7 +97,9 @@ def base_detail(
     }
 
 
-def put_events_entry(detail_type: DetailType, detail: Mapping[str, Any], bus: str) -> dict:
+def put_events_entry(
+    detail_type: DetailType, detail: Mapping[str, Any], bus: str
+) -> dict[str, str]:
     """One ``PutEvents`` entry for boto3's ``events.put_events(Entries=[...])``."""
     return {
         "Source": EVENT_SOURCE,
@@ -109,7 +112,11 @@ def put_events_entry(detail_type: DetailType, detail: Mapping[str, Any], bus: st
 @cache
 def schema(detail_type: DetailType) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``detail`` for ``detail_type``."""
-    text = resources.files(__package__).joinpath(f"schemas/{detail_type.slug}.json").read_text()
+    text = (
+        resources.files("meshdrop_contract")
+        .joinpath(f"schemas/{detail_type.slug}.json")
+        .read_text()
+    )
     return json.loads(text)
 
 

@@ -6,6 +6,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
 
 from .keys import parse_source_key
 from .options import JobOptions
@@ -25,6 +27,23 @@ GSI_BY_SOURCE_PK = "source_key"
 GSI_BY_SOURCE_SK = "created_at"
 #: Epoch-seconds attribute DynamoDB TTL expires items on.
 TTL_ATTRIBUTE = "expires_at"
+
+
+def from_dynamo(value: Any) -> Any:
+    """A value as boto3's DynamoDB resource returns it -> plain JSON-able Python.
+
+    The resource layer hands numbers back as ``Decimal``; every reader of job records (the
+    Lambdas, the CLI, the local pipeline) wants ints and floats.
+    """
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        items: Mapping[Any, Any] = value
+        return {str(k): from_dynamo(v) for k, v in items.items()}
+    if isinstance(value, list | tuple | set):
+        members: list[Any] | tuple[Any, ...] | set[Any] = value
+        return [from_dynamo(v) for v in members]
+    return value
 
 
 def job_id_for(bucket: str, key: str, version: str) -> str:

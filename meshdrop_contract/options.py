@@ -27,6 +27,19 @@ class Preset(StrEnum):
     QUALITY = "quality"
 
 
+class Backend(StrEnum):
+    """Which reconstruction the generator runs.
+
+    ``auto``: TripoSR when its weights and a CUDA device are present, else the priors;
+    ``triposr`` forces the learned model (on CPU too, slowly); ``priors``: the weight-free
+    shape priors.
+    """
+
+    AUTO = "auto"
+    TRIPOSR = "triposr"
+    PRIORS = "priors"
+
+
 @dataclass(frozen=True, slots=True)
 class PresetSpec:
     """What a quality preset means to the generator."""
@@ -46,7 +59,8 @@ PRESETS: dict[Preset, PresetSpec] = {
 META_TEXTURE = "texture"
 META_FORMAT = "format"
 META_PRESET = "preset"
-METADATA_NAMES = (META_TEXTURE, META_FORMAT, META_PRESET)
+META_BACKEND = "backend"
+METADATA_NAMES = (META_TEXTURE, META_FORMAT, META_PRESET, META_BACKEND)
 
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
@@ -63,6 +77,7 @@ class JobOptions:
     texture: bool = True
     format: AssetFormat = AssetFormat.GLB
     preset: Preset = Preset.BALANCED
+    backend: Backend = Backend.AUTO
 
     @property
     def preset_spec(self) -> PresetSpec:
@@ -72,6 +87,12 @@ class JobOptions:
         data = asdict(self)
         data["format"] = self.format.value
         data["preset"] = self.preset.value
+        # Only a non-default backend is written: a plain upload's options, digest (asset
+        # reuse) and events stay exactly what they were before the option existed.
+        if self.backend is Backend.AUTO:
+            del data["backend"]
+        else:
+            data["backend"] = self.backend.value
         return data
 
     @classmethod
@@ -80,15 +101,19 @@ class JobOptions:
             texture=bool(data.get("texture", True)),
             format=AssetFormat(data.get("format", AssetFormat.GLB)),
             preset=Preset(data.get("preset", Preset.BALANCED)),
+            backend=Backend(data.get("backend", Backend.AUTO)),
         )
 
     def to_metadata(self) -> dict[str, str]:
         """The S3 user metadata an uploader sets to ask for these options."""
-        return {
+        meta = {
             META_TEXTURE: "on" if self.texture else "off",
             META_FORMAT: self.format.value,
             META_PRESET: self.preset.value,
         }
+        if self.backend is not Backend.AUTO:
+            meta[META_BACKEND] = self.backend.value
+        return meta
 
     def digest(self) -> str:
         """Stable short digest; with the content hash it identifies an asset for reuse."""
@@ -134,4 +159,7 @@ def parse_options(metadata: Mapping[str, str] | None) -> JobOptions:
     preset = Preset.BALANCED
     if (raw := meta.get(META_PRESET)) is not None:
         preset = _enum_value(Preset, META_PRESET, raw)
-    return JobOptions(texture=texture, format=fmt, preset=preset)
+    backend = Backend.AUTO
+    if (raw := meta.get(META_BACKEND)) is not None:
+        backend = _enum_value(Backend, META_BACKEND, raw)
+    return JobOptions(texture=texture, format=fmt, preset=preset, backend=backend)

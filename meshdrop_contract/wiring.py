@@ -46,3 +46,7 @@ DEFAULT_STACK_NAME = "meshdrop"
 CLI_ENV_STACK = "MESHDROP_STACK"
 CLI_ENV_BUCKET = "MESHDROP_BUCKET"
 CLI_ENV_TABLE = "MESHDROP_TABLE"
+
+#: Error codes S3 answers with when the object, or the version asked for, is not there (HEAD
+#: answers a bare "404"; GET names it). Ingest, the generator and the CLI all treat them alike.
+S3_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound"})

@@ -88,7 +88,7 @@ def bench(photos: dict[str, bytes], repeat: int) -> list[dict[str, object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--photos", nargs="+", type=Path, default=sorted(SAMPLES.glob("*.jpg")))
     parser.add_argument("--objects", help="render these known shapes instead, e.g. bottle,box")

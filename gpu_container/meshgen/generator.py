@@ -1,7 +1,8 @@
 """The Generator: one segmented photo in, one exported 3-D asset out.
 
 Shaped like TripoSR's ``TSR`` class: build it once with :meth:`Generator.from_pretrained`
-(models load once), then call :meth:`Generator.generate` per photo.
+(models load once), then call :meth:`Generator.generate` per photo. Two backends: TripoSR
+(:mod:`.models`, published weights) and the weight-free shape priors (:mod:`.shape`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 import cv2
 import numpy as np
 import trimesh
+from trimesh.visual import ColorVisuals
 
 from meshdrop_contract import (
     MAX_IMAGE_PIXELS,
     MIN_IMAGE_SIDE,
     AssetFormat,
+    Backend,
     JobOptions,
     PresetSpec,
+    Provenance,
     Stage,
 )
+from meshdrop_contract.provenance import ENV_MODEL_ID, ENV_MODEL_REVISION, ENV_MODEL_SHA256
 
 from .errors import BadInputError, GenerationError, QualityError
 from .export import export_mesh, plain_colour
@@ -37,6 +42,7 @@ from .mesh import (
     mesh_within_budget,
     to_metres,
 )
+from .models.published import MESH_THRESHOLD
 from .quality import front_view_iou, mesh_metrics
 from .shape import (
     OutlineAnalysis,
@@ -53,7 +59,8 @@ from .texture import vertex_colours
 from .thumbnail import PREVIEW_FACES, render_thumbnail
 
 if TYPE_CHECKING:
-    from .models.triplane import TriplaneModel
+    from .device import Placement
+    from .models import TripoSR
 
 #: Called at the start of each stage with the fraction (0..1) of the work done so far.
 StageCallback = Callable[[Stage, float], None]
@@ -80,6 +87,7 @@ class GenerationResult:
     vertices: int
     timings: dict[str, float]  # seconds per stage: background, reconstruct, export
     metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=lambda: Provenance(Backend.PRIORS.value))
 
 
 @dataclass
@@ -91,14 +99,33 @@ class Reconstruction:
     preview: trimesh.Trimesh  # a few thousand faces of the same shape, for the thumbnail
 
 
+@dataclass(frozen=True)
+class LearnedModel:
+    """TripoSR loaded once, where it runs, and what it is (for provenance)."""
+
+    model: TripoSR
+    placement: Placement
+    model_id: str | None
+    revision: str | None
+    sha256: str
+
+    def provenance(self) -> Provenance:
+        return Provenance(
+            Backend.TRIPOSR.value, self.model_id, self.revision, self.sha256, self.placement.kind
+        )
+
+
 class Generator:
-    """Single-photo 3-D reconstruction with weight-free shape priors or a learned model."""
+    """Single-photo 3-D reconstruction with TripoSR or weight-free shape priors."""
 
     @dataclass(frozen=True)
     class Config:
-        backend: str = "auto"  # "auto" (triplane when weights are present) | "priors" | "triplane"
+        # Deployment default; a job's ``backend`` option other than auto overrides it.
+        # auto: TripoSR when weights and a CUDA device are present, else the priors.
+        backend: str = Backend.AUTO.value
         min_iou: float = 0.75  # quality gate: front-view IoU of mesh vs the photo's mask
-        device: str = "cpu"  # torch device for the learned backend
+        device: str = "auto"  # torch device for TripoSR: auto (CUDA if present) | cpu | cuda
+        precision: str = "fp32"  # fp32 | fp16 | bf16 (half precision on CUDA only)
         margin: float = 0.1  # border around the object in the segmented square
         size_m: float = TARGET_SIZE_M  # longest side of the asset in metres
         thumbnail: bool = True
@@ -107,12 +134,14 @@ class Generator:
         min_side: int = MIN_IMAGE_SIDE
         # Use this prior (revolution|box|inflation) whatever the outline says: for ablations.
         force_prior: str | None = None
+        mesh_threshold: float = MESH_THRESHOLD  # TripoSR's iso-level on activated density
 
         def __post_init__(self) -> None:
-            if self.backend not in {"auto", "priors", "triplane"}:
-                raise ValueError(f"backend must be auto|priors|triplane, not {self.backend!r}")
+            if self.backend not in {b.value for b in Backend}:
+                allowed = "|".join(b.value for b in Backend)
+                raise ValueError(f"backend must be {allowed}, not {self.backend!r}")
             if self.force_prior is not None:
-                PriorKind(self.force_prior)  # ValueError names the bad value
+                PriorKind(self.force_prior)
             if not 0.0 <= self.min_iou <= 1.0:
                 raise ValueError("min_iou must lie in 0..1")
 
@@ -120,19 +149,27 @@ class Generator:
         self,
         config: Generator.Config | None = None,
         *,
-        model: TriplaneModel | None = None,
+        weights: str | os.PathLike[str] | None = None,
+        learned: LearnedModel | None = None,
         background_model: str | os.PathLike[str] | None = None,
     ) -> None:
         self.config = config or Generator.Config()
-        if self.config.backend == "triplane" and model is None:
-            raise ValueError("backend 'triplane' needs learned weights (from_pretrained(path))")
-        self.model = model if self.config.backend != "priors" else None
+        self._weights = Path(weights) if weights is not None else None
+        if self.config.backend == Backend.TRIPOSR and learned is None and self._weights is None:
+            raise ValueError("backend 'triposr' needs TripoSR weights (from_pretrained(path))")
+        self._learned = learned
         self._background_model = background_model
         self._remover: Any = None
 
     @property
     def backend(self) -> str:
-        return "triplane" if self.model is not None else "priors"
+        """The backend a job with ``backend=auto`` gets."""
+        return self.backend_for(Backend.AUTO).value
+
+    @property
+    def model(self) -> TripoSR | None:
+        """TripoSR if it has been loaded."""
+        return self._learned.model if self._learned is not None else None
 
     @classmethod
     def from_pretrained(
@@ -143,26 +180,57 @@ class Generator:
         Parameters
         ----------
         path
-            Directory with learned weights (``config.json`` + ``model.safetensors``/``model.pt``)
-            and/or a rembg ``*.onnx`` model. ``None``: the weight-free priors backend.
+            Directory with TripoSR's published files (``config.yaml``, ``model.ckpt`` and the
+            ViT config folder if it names one) and/or a rembg ``*.onnx`` model. ``None``: the
+            weight-free priors backend only.
         config
             Backend, quality gate and device settings.
         """
         config = config or cls.Config()
-        model = None
+        weights: Path | None = None
         onnx: Path | None = None
         if path is not None:
             root = Path(path)
             if not root.is_dir():
                 raise FileNotFoundError(f"model directory {root} does not exist")
-            from .models.triplane import TriplaneModel
+            from .models import has_weights
 
-            if config.backend != "priors" and TriplaneModel.has_weights(root):
-                model = TriplaneModel.from_pretrained(root, device=config.device)
+            weights = root if has_weights(root) and config.backend != Backend.PRIORS else None
             onnx = next(iter(sorted(root.glob("*.onnx"))), None)
-        generator = cls(config, model=model, background_model=onnx)
+        generator = cls(config, weights=weights, background_model=onnx)
+        if generator.backend == Backend.TRIPOSR:
+            generator.learned()  # load now: the first job should not pay for it
         generator._remover = generator._load_remover()
         return generator
+
+    def backend_for(self, requested: Backend) -> Backend:
+        """The backend a job asking for ``requested`` runs.
+
+        Raises
+        ------
+        BadInputError
+            TripoSR asked for where no weights are deployed (another option can succeed).
+        """
+        choice = Backend(self.config.backend) if requested is Backend.AUTO else requested
+        has_model = self._learned is not None or self._weights is not None
+        if choice is Backend.AUTO:
+            if not has_model:
+                return Backend.PRIORS  # decided without importing torch
+            from .device import select_device
+
+            on_cuda = select_device(self.config.device).kind == "cuda"
+            return Backend.TRIPOSR if on_cuda else Backend.PRIORS
+        if choice is Backend.TRIPOSR and not has_model:
+            raise BadInputError("backend=triposr asked for, but no TripoSR weights are deployed")
+        return choice
+
+    def learned(self) -> LearnedModel:
+        """TripoSR, loaded on first use and kept for the life of the process."""
+        if self._learned is None:
+            if self._weights is None:
+                raise BadInputError("no TripoSR weights are deployed")
+            self._learned = load_learned(self._weights, self.config)
+        return self._learned
 
     def _load_remover(self) -> Any:
         from .background import BackgroundRemover
@@ -185,15 +253,17 @@ class Generator:
         from .image import load_image
 
         spec = options.preset_spec
+        size = spec.image_size
+        if self.backend_for(options.backend) is Backend.TRIPOSR:
+            # The network sees cond_image_size pixels (512): segment at least that finely.
+            size = max(size, self.learned().model.config.cond_image_size)
         timings: dict[str, float] = {}
         _notify(on_stage, Stage.BACKGROUND)
         start = time.perf_counter()
         loaded = load_image(image, max_pixels=self.config.max_pixels, min_side=self.config.min_side)
         if self._remover is None:
             self._remover = self._load_remover()
-        segmentation = self._remover.segment(
-            loaded, size=spec.image_size, margin=self.config.margin
-        )
+        segmentation = self._remover.segment(loaded, size=size, margin=self.config.margin)
         timings["background"] = time.perf_counter() - start
         return self.generate_from_segmentation(
             segmentation, options, on_stage=on_stage, timings=timings
@@ -209,9 +279,12 @@ class Generator:
     ) -> GenerationResult:
         """Reconstruct, gate and export an already segmented photo."""
         timings = dict(timings or {})
+        backend = self.backend_for(options.backend)
         _notify(on_stage, Stage.RECONSTRUCT)
         start = time.perf_counter()
-        recon = self.reconstruct(segmentation, options.preset_spec, texture=options.texture)
+        recon = self.reconstruct(
+            segmentation, options.preset_spec, texture=options.texture, backend=backend
+        )
         timings["reconstruct"] = time.perf_counter() - start
         metrics = recon.metrics
         metrics["background_method"] = getattr(segmentation, "method", "unknown")
@@ -234,7 +307,14 @@ class Generator:
             vertices=metrics["vertices"],
             timings={k: round(v, 4) for k, v in timings.items()},
             metrics=metrics,
+            provenance=self.provenance(backend),
         )
+
+    def provenance(self, backend: Backend) -> Provenance:
+        """What a job run on ``backend`` was made with."""
+        if backend is Backend.TRIPOSR:
+            return self.learned().provenance()
+        return Provenance(Backend.PRIORS.value, device="cpu")
 
     def _gate(self, metrics: dict[str, Any]) -> None:
         if not metrics["watertight"]:
@@ -248,7 +328,12 @@ class Generator:
 
     # -- reconstruction ------------------------------------------------------------------
     def reconstruct(
-        self, segmentation: SegmentationLike, spec: PresetSpec, *, texture: bool = True
+        self,
+        segmentation: SegmentationLike,
+        spec: PresetSpec,
+        *,
+        texture: bool = True,
+        backend: Backend | None = None,
     ) -> Reconstruction:
         """Segmented photo to a closed, decimated, coloured mesh in metres (Y-up, on y = 0)."""
         rgb = np.asarray(segmentation.rgb)
@@ -259,18 +344,14 @@ class Generator:
             )
         g = spec.grid
         analysis = analyse_outline(mask, rgb)  # raises BadInputError when there is no object
-        if self.model is not None:
-            # The learned model saw photos as they are: no de-tilting, no prior.
-            tilt = 0.0
-            mask_up, rgb_up = mask, rgb
-            volume = self._learned_volume(rgb, mask, g)
-        else:
-            tilt = analysis.tilt_deg
-            mask_up = rotate(mask, tilt)
-            rgb_up = rotate(rgb, tilt)
-            mask_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA)
-            kind = PriorKind(self.config.force_prior or analysis.kind)
-            volume = _prior_volume(kind, analysis, mask_g, g, spec.max_faces)
+        if (backend or self.backend_for(Backend.AUTO)) is Backend.TRIPOSR:
+            return self._reconstruct_triposr(rgb, mask, spec, texture=texture)
+        tilt = analysis.tilt_deg
+        mask_up = rotate(mask, tilt)
+        rgb_up = rotate(rgb, tilt)
+        mask_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA)
+        kind = PriorKind(self.config.force_prior or analysis.kind)
+        volume = _prior_volume(kind, analysis, mask_g, g, spec.max_faces)
         # The whole foreground, not only the part reconstructed: a second object the mesh
         # left out must count against it.
         inside_g = cv2.resize(mask_up, (g, g), interpolation=cv2.INTER_AREA) >= 0.5
@@ -292,7 +373,7 @@ class Generator:
                 box=volume.box,
                 caps=volume.prior == PriorKind.REVOLUTION.value,
             )
-            mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colours)
+            mesh.visual = ColorVisuals(mesh, vertex_colors=colours)
         if volume.to_object is not None:
             # Built as the camera saw it (texture and IoU above), delivered upright.
             upright = np.eye(4)
@@ -305,12 +386,12 @@ class Generator:
         preview = _preview_mesh(mesh, volume, to_final)
         if colours is not None:
             _, nearest = mesh.kdtree.query(preview.vertices)
-            preview.visual = trimesh.visual.ColorVisuals(preview, vertex_colors=colours[nearest])
+            preview.visual = ColorVisuals(preview, vertex_colors=colours[nearest])
         metrics = mesh_metrics(mesh)
         metrics.update(
             iou=round(iou, 4),
             shape_prior=volume.prior,
-            backend=self.backend,
+            backend=Backend.PRIORS.value,
             grid=g,
             tilt_deg=round(tilt, 2),
             symmetry_iou=round(analysis.symmetry_iou, 4),
@@ -318,12 +399,72 @@ class Generator:
         )
         return Reconstruction(mesh=mesh, metrics=metrics, preview=preview)
 
-    def _learned_volume(self, rgb: np.ndarray, mask: np.ndarray, g: int) -> Volume:
-        assert self.model is not None
-        density = self.model.density_grid(rgb, mask, g)  # (g, g, g) [x, y, z]
-        values = density - self.model.config.density_threshold
-        origin = np.array([0.0, 0.0, -g / 2.0 + 0.5])
-        return Volume(values.astype(np.float32), origin, g, "triplane", {})
+    def _reconstruct_triposr(
+        self, rgb: np.ndarray, mask: np.ndarray, spec: PresetSpec, *, texture: bool
+    ) -> Reconstruction:
+        """TripoSR: the reference's input, density on the preset's grid, colour head."""
+        import torch
+
+        from .models import meshing
+
+        learned = self.learned()
+        model = learned.model
+        prepared = meshing.reference_input(rgb, mask)
+        with torch.no_grad():
+            planes = model.encode(model.preprocess(prepared.image))[0]  # (3, C, H, W)
+            volume = meshing.density_volume(model, planes, spec.grid, self.config.mesh_threshold)
+        mesh = mesh_within_budget(volume, spec.max_faces)  # TripoSR's world frame
+        iou = meshing.front_view_iou(mesh, prepared.mask)
+        colours = meshing.vertex_colours(model, planes, mesh.vertices) if texture else None
+        if colours is not None:
+            mesh.visual = ColorVisuals(mesh, vertex_colors=colours)
+        to_final = np.eye(4)  # (4, 4) float: world -> delivered asset
+        to_final[:3, :3] = meshing.WORLD_TO_ASSET
+        mesh.apply_transform(to_final)
+        to_final = to_metres(mesh, self.config.size_m) @ to_final
+        preview = _preview_mesh(mesh, volume, to_final)
+        if colours is not None:
+            _, nearest = mesh.kdtree.query(preview.vertices)
+            preview.visual = ColorVisuals(preview, vertex_colors=colours[nearest])
+        metrics = mesh_metrics(mesh)
+        metrics.update(
+            iou=round(iou, 4),
+            shape_prior=Backend.TRIPOSR.value,
+            backend=Backend.TRIPOSR.value,
+            grid=spec.grid,
+            device=learned.placement.kind,
+        )
+        return Reconstruction(mesh=mesh, metrics=metrics, preview=preview)
+
+
+def load_learned(root: Path, config: Generator.Config) -> LearnedModel:
+    """TripoSR from ``root`` on the configured device, with what provenance needs.
+
+    Raises
+    ------
+    ValueError
+        ``MESHDROP_MODEL_SHA256`` is set and the checkpoint's digest differs.
+    """
+    from .device import select_device
+    from .models import TripoSR
+    from .models.triposr import WEIGHTS_NAME, file_sha256
+
+    placement = select_device(config.device, config.precision)
+    sha256 = file_sha256(root / WEIGHTS_NAME)
+    expected = os.environ.get(ENV_MODEL_SHA256, "").strip().lower()
+    if expected and expected != sha256:
+        raise ValueError(
+            f"{root / WEIGHTS_NAME} has SHA-256 {sha256[:12]}…, "
+            f"{ENV_MODEL_SHA256} says {expected[:12]}…"
+        )
+    model = TripoSR.from_pretrained(root, device=placement.device).to(placement.dtype)
+    return LearnedModel(
+        model=model,
+        placement=placement,
+        model_id=os.environ.get(ENV_MODEL_ID) or None,
+        revision=os.environ.get(ENV_MODEL_REVISION) or None,
+        sha256=sha256,
+    )
 
 
 def _prior_volume(

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from meshdrop_contract import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from meshdrop_contract.limits import image_size_problem
 
 from .errors import BadInputError
 
@@ -79,17 +80,9 @@ def load_image(
     with img:
         source_format = str(img.format or "unknown")
         width, height = img.size
-        # Checked on the header only: decoding a decompression bomb is the attack itself.
-        if width * height > max_pixels:
-            raise BadInputError(
-                f"the image is {width}x{height} = {width * height:,} pixels, more than the "
-                f"limit of {max_pixels:,}; scale it down before uploading"
-            )
-        if min(width, height) < min_side:
-            raise BadInputError(
-                f"the image is {width}x{height} pixels, too small: each side must be at least "
-                f"{min_side} pixels"
-            )
+        problem = image_size_problem(width, height, max_pixels=max_pixels, min_side=min_side)
+        if problem:
+            raise BadInputError(problem)
         frames = int(getattr(img, "n_frames", 1) or 1)
         try:
             img.seek(0)

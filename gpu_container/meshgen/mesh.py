@@ -8,6 +8,7 @@ from scipy import ndimage
 from skimage.measure import marching_cubes
 
 from .errors import BadInputError, GenerationError
+from .ndtools import label, sums
 from .shape.priors import Volume
 
 #: Longest side of every asset, in metres. One photo carries no scale; 0.3 m is the size of
@@ -37,11 +38,11 @@ def mesh_from_volume(volume: Volume, level: float = 0.0) -> trimesh.Trimesh:
     """
     values = volume.values
     inside = values > level
-    labels, n = ndimage.label(inside)
+    labels, n = label(inside)
     if n == 0:
         raise BadInputError("the reconstruction is empty (nothing inside the shape field)")
     if n > 1:
-        sizes = ndimage.sum(inside, labels, index=np.arange(1, n + 1))
+        sizes = sums(inside, labels, n)
         keep = labels == 1 + int(np.argmax(sizes))
         # Stray islands become just-outside so marching cubes closes only the main part.
         values = np.where(keep | ~inside, values, level - 1e-3)

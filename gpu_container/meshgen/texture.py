@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from .ndtools import nearest_indices
+
 if TYPE_CHECKING:
     from .shape import BoxFit
 
@@ -115,10 +117,10 @@ def fill_background(rgb: np.ndarray, inside: np.ndarray) -> np.ndarray:
     inside
         ``(h, w)`` bool object mask.
     """
-    core = ndimage.binary_erosion(inside, iterations=1)
+    core = np.asarray(ndimage.binary_erosion(inside, iterations=1), dtype=bool)
     if not core.any():
         core = inside
-    _, (rows, cols) = ndimage.distance_transform_edt(~core, return_indices=True)
+    rows, cols = nearest_indices(~core)
     return rgb[rows, cols]
 
 

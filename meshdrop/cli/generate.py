@@ -6,13 +6,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from meshdrop_contract import AssetFormat, ExitCode, Preset
+from meshdrop_contract import AssetFormat, Backend, ExitCode, JobOptions, Preset
 
-from .options import FormatOption, NoTextureOption, PresetOption, job_options
+if TYPE_CHECKING:
+    from gpu_container.meshgen import GenerationResult, Generator
+
+from .options import BackendOption, FormatOption, NoTextureOption, PresetOption, job_options
 
 
 def _format_for(output: Path, fmt: AssetFormat | None) -> AssetFormat:
@@ -42,6 +47,7 @@ def generate(
     preset: PresetOption = Preset.BALANCED,
     fmt: FormatOption = None,
     no_texture: NoTextureOption = False,
+    backend: BackendOption = Backend.AUTO,
     thumbnail: Annotated[
         Path | None, typer.Option("--thumbnail", help="Also write a PNG preview here.")
     ] = None,
@@ -52,39 +58,19 @@ def generate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Turn IMAGE into a 3D asset with the generator alone (no AWS, no moto)."""
-    options = job_options(preset, _format_for(output, fmt), no_texture)
+    options = job_options(preset, _format_for(output, fmt), no_texture, backend)
     # Imported after the arguments are checked: torch takes seconds to import.
-    from rich.console import Console
-    from rich.table import Table
-
     from gpu_container.meshgen import Generator
-    from gpu_container.meshgen.errors import BadInputError, QualityError
 
-    err = Console(stderr=True)
     started = time.perf_counter()
-    with err.status("loading the generator…"):
+    with _err().status("loading the generator…"):
         generator = Generator.from_pretrained(str(weights) if weights else None)
     loaded = time.perf_counter()
-
-    def on_stage(stage: Any, fraction: float) -> None:
-        err.print(f"[dim]{fraction:4.0%} {stage}[/dim]")
-
-    try:
-        result = generator.generate(image.read_bytes(), options, on_stage=on_stage)
-    except BadInputError as exc:
-        err.print(f"[red]bad input:[/red] {exc}")
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
-    except QualityError as exc:
-        err.print(f"[red]quality gate failed:[/red] {exc}")
-        if exc.metrics:
-            err.print(exc.metrics)
-        raise typer.Exit(ExitCode.QUALITY) from None
+    result = _run(generator, image, options)
     seconds = time.perf_counter() - loaded
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(result.data)
+    _write(output, result.data)
     if thumbnail is not None and result.thumbnail_png:
-        thumbnail.parent.mkdir(parents=True, exist_ok=True)
-        thumbnail.write_bytes(result.thumbnail_png)
+        _write(thumbnail, result.thumbnail_png)
     summary = {
         "output": str(output),
         "format": options.format.value,
@@ -95,14 +81,49 @@ def generate(
         "load_seconds": round(loaded - started, 3),
         "timings": result.timings,
         "metrics": result.metrics,
+        "provenance": result.provenance.to_dict(),
         "thumbnail": str(thumbnail) if thumbnail is not None and result.thumbnail_png else None,
     }
     if as_json:
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
-        return
-    table = Table(title=f"{image.name} → {output}", show_header=False)
+    else:
+        _print_summary(f"{image.name} → {output}", summary)
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+def _run(generator: Generator, image: Path, options: JobOptions) -> GenerationResult:
+    """The generator on ``image``; bad input and a failed quality gate exit with their codes."""
+    from gpu_container.meshgen.errors import BadInputError, QualityError
+
+    err = _err()
+
+    def on_stage(stage: Any, fraction: float) -> None:
+        err.print(f"[dim]{fraction:4.0%} {stage}[/dim]")
+
+    try:
+        return generator.generate(image.read_bytes(), options, on_stage=on_stage)
+    except BadInputError as exc:
+        err.print(f"[red]bad input:[/red] {exc}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except QualityError as exc:
+        err.print(f"[red]quality gate failed:[/red] {exc}")
+        if exc.metrics:
+            err.print(exc.metrics)
+        raise typer.Exit(ExitCode.QUALITY) from None
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _print_summary(title: str, summary: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=False)
     for name, value in summary.items():
-        if name in {"timings", "metrics"}:
+        if name in {"timings", "metrics", "provenance"}:
             for k, v in (value or {}).items():
                 table.add_row(f"{name}.{k}", _fmt(v))
         else:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from meshdrop_contract import JobState, Preset
+from meshdrop_contract import Backend, JobState, Preset
 
-from .options import FormatOption, NoTextureOption, PresetOption, job_options
+from .options import BackendOption, FormatOption, NoTextureOption, PresetOption, job_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -107,6 +107,7 @@ def run(
     preset: PresetOption = Preset.BALANCED,
     fmt: FormatOption = None,
     no_texture: NoTextureOption = False,
+    backend: BackendOption = Backend.AUTO,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Give up on unfinished jobs after this many s.")
     ] = 1800.0,
@@ -122,7 +123,7 @@ def run(
 
     err = Console(stderr=True)
     stdout = sys.stdout
-    options = job_options(preset, fmt, no_texture)
+    options = job_options(preset, fmt, no_texture, backend)
     # The handlers log (Powertools writes to stdout): keep stdout for the report alone.
     with contextlib.redirect_stdout(sys.stderr), _live(err, as_json) as live:
         last: list[str] = []

@@ -5,6 +5,11 @@ Imports moto and boto3 lazily through its submodules; import what you need from 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .pipeline import JobReport, LocalPipeline, RunSummary, run_local
+
 __all__ = ["JobReport", "LocalPipeline", "RunSummary", "run_local"]
 
 

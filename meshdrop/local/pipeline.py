@@ -20,7 +20,6 @@ import boto3
 from boto3.dynamodb.conditions import Key
 
 from meshdrop.gallery import GalleryEntry, write_gallery
-from meshdrop.remote.jobs import plain
 from meshdrop_contract import (
     ASSET_PREFIX,
     TERMINAL_STATES,
@@ -29,7 +28,7 @@ from meshdrop_contract import (
     JobState,
     source_key_for,
 )
-from meshdrop_contract.jobs import GSI_BY_SOURCE, GSI_BY_SOURCE_PK, TABLE_PK
+from meshdrop_contract.jobs import GSI_BY_SOURCE, GSI_BY_SOURCE_PK, TABLE_PK, from_dynamo
 
 from .pumps import IngestPump, StatePump, load_handlers, reset_lambda_caches
 from .resources import LocalResources, ResourceNames, create_resources
@@ -245,7 +244,7 @@ class LocalPipeline:
         if not items:
             return None
         fresh = self.table.get_item(Key={TABLE_PK: items[0][TABLE_PK]}, ConsistentRead=True)
-        return plain(fresh.get("Item") or items[0])
+        return from_dynamo(fresh.get("Item") or items[0])
 
     def _queue_depth(self, url: str) -> int:
         attrs = self.sqs.get_queue_attributes(

@@ -195,104 +195,97 @@ def create_job_table(ddb: Any, name: str) -> None:
     )
 
 
-def create_resources(
-    names: ResourceNames | None = None,
-    *,
-    session: boto3.Session | None = None,
-    max_image_bytes: int | None = None,
-    max_image_pixels: int | None = None,
-) -> LocalResources:
-    """Create the stack's resources on the endpoint ``session`` (default: boto3's) points to.
+@dataclass(frozen=True)
+class _Queues:
+    ingest_url: str
+    ingest_arn: str
+    dlq_url: str
+    state_url: str
+    state_arn: str
+    notify_url: str
+    notify_arn: str
 
-    Parameters
-    ----------
-    names
-        Physical names; the default prefix is ``meshdrop-local``.
-    session
-        boto3 session; ``AWS_ENDPOINT_URL`` in its environment selects the moto server.
-    max_image_bytes, max_image_pixels
-        Input limits passed to the ingest function (default: the contract's).
-    """
-    names = names or ResourceNames()
-    session = session or boto3.Session()
-    region = session.region_name or "us-east-1"
-    s3 = session.client("s3", region_name=region)
-    sqs = session.client("sqs", region_name=region)
-    ddb = session.client("dynamodb", region_name=region)
-    events = session.client("events", region_name=region)
-    sns = session.client("sns", region_name=region)
-    iam = session.client("iam", region_name=region)
-    batch = session.client("batch", region_name=region)
 
+def _create_queues(sqs: Any, names: ResourceNames) -> _Queues:
     # Queues first: the bucket notification and the rules need their ARNs.
     dlq_url, dlq_arn = _queue(sqs, names.ingest_dlq, {"MessageRetentionPeriod": "1209600"})
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": INGEST_MAX_RECEIVE_COUNT}
     ingest_url, ingest_arn = _queue(
         sqs,
         names.ingest_queue,
         {
             "VisibilityTimeout": str(INGEST_VISIBILITY_TIMEOUT_S),
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": INGEST_MAX_RECEIVE_COUNT}
-            ),
+            "RedrivePolicy": json.dumps(redrive),
         },
     )
     state_url, state_arn = _queue(sqs, names.state_queue, {"VisibilityTimeout": "2"})
     notify_url, notify_arn = _queue(sqs, names.notification_queue, {})
+    sqs.set_queue_attributes(
+        QueueUrl=state_url,
+        Attributes={"Policy": _allow_service(state_arn, "events.amazonaws.com", "*")},
+    )
+    return _Queues(ingest_url, ingest_arn, dlq_url, state_url, state_arn, notify_url, notify_arn)
 
+
+def _create_bucket(s3: Any, sqs: Any, names: ResourceNames, queues: _Queues) -> None:
     s3.create_bucket(Bucket=names.bucket)
     s3.put_bucket_versioning(Bucket=names.bucket, VersioningConfiguration={"Status": "Enabled"})
     bucket_arn = f"arn:aws:s3:::{names.bucket}"
     sqs.set_queue_attributes(
-        QueueUrl=ingest_url,
-        Attributes={"Policy": _allow_service(ingest_arn, "s3.amazonaws.com", bucket_arn)},
+        QueueUrl=queues.ingest_url,
+        Attributes={"Policy": _allow_service(queues.ingest_arn, "s3.amazonaws.com", bucket_arn)},
     )
     # Only uploads under images/ start work; assets written under 3d_assets/ must never loop.
+    prefix_filter = {"Key": {"FilterRules": [{"Name": "prefix", "Value": SOURCE_PREFIX}]}}
     s3.put_bucket_notification_configuration(
         Bucket=names.bucket,
         NotificationConfiguration={
             "QueueConfigurations": [
                 {
-                    "QueueArn": ingest_arn,
+                    "QueueArn": queues.ingest_arn,
                     "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {
-                        "Key": {"FilterRules": [{"Name": "prefix", "Value": SOURCE_PREFIX}]}
-                    },
+                    "Filter": prefix_filter,
                 }
             ]
         },
     )
 
-    create_job_table(ddb, names.table)
 
-    bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]
-    topic_arn = sns.create_topic(Name=names.topic)["TopicArn"]
+def _create_topic(sns: Any, names: ResourceNames, queues: _Queues) -> str:
+    topic_arn: str = sns.create_topic(Name=names.topic)["TopicArn"]
     sns.subscribe(
         TopicArn=topic_arn,
         Protocol="sqs",
-        Endpoint=notify_arn,
+        Endpoint=queues.notify_arn,
         Attributes={"RawMessageDelivery": "true"},
     )
+    return topic_arn
 
-    role_arn = iam.create_role(
-        RoleName=f"{names.prefix}-batch-service",
-        AssumeRolePolicyDocument=json.dumps(
+
+def _create_batch_service_role(iam: Any, names: ResourceNames) -> str:
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
             {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "batch.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
+                "Effect": "Allow",
+                "Principal": {"Service": "batch.amazonaws.com"},
+                "Action": "sts:AssumeRole",
             }
-        ),
-    )["Role"]["Arn"]
+        ],
+    }
+    role = iam.create_role(
+        RoleName=f"{names.prefix}-batch-service", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    return str(role["Role"]["Arn"])
+
+
+def _create_batch(batch: Any, iam: Any, names: ResourceNames) -> tuple[str, str]:
+    """The compute environment, job queue and job definition; (queue ARN, definition ARN)."""
     ce_arn = batch.create_compute_environment(
         computeEnvironmentName=names.compute_environment,
         type="UNMANAGED",
         state="ENABLED",
-        serviceRole=role_arn,
+        serviceRole=_create_batch_service_role(iam, names),
     )["computeEnvironmentArn"]
     job_queue_arn = batch.create_job_queue(
         jobQueueName=names.job_queue,
@@ -321,36 +314,55 @@ def create_resources(
         },
         timeout={"attemptDurationSeconds": JOB_TIMEOUT_S},
     )["jobDefinitionArn"]
+    return job_queue_arn, job_definition_arn
 
-    sqs.set_queue_attributes(
-        QueueUrl=state_url,
-        Attributes={"Policy": _allow_service(state_arn, "events.amazonaws.com", "*")},
-    )
-    rules: list[str] = []
-    job_events_rule = f"{names.prefix}-job-events"
-    events.put_rule(
-        Name=job_events_rule,
-        EventBusName=names.event_bus,
-        EventPattern=json.dumps(meshdrop_job_events_pattern()),
-    )
-    events.put_targets(
-        Rule=job_events_rule,
-        EventBusName=names.event_bus,
-        Targets=[{"Id": "state", "Arn": state_arn}],
-    )
-    rules.append(job_events_rule)
-    # Batch publishes its state changes on the default bus.
-    batch_rule = f"{names.prefix}-batch-state"
-    events.put_rule(
-        Name=batch_rule,
-        EventBusName="default",
-        EventPattern=json.dumps(batch_job_state_pattern(job_queue_arn)),
-    )
-    events.put_targets(
-        Rule=batch_rule, EventBusName="default", Targets=[{"Id": "state", "Arn": state_arn}]
-    )
-    rules.append(batch_rule)
 
+def _create_rules(
+    events: Any, names: ResourceNames, state_queue_arn: str, job_queue_arn: str
+) -> list[str]:
+    """The state function's two rules: meshdrop's bus, and Batch on the default bus."""
+    rules = [
+        (f"{names.prefix}-job-events", names.event_bus, meshdrop_job_events_pattern()),
+        (f"{names.prefix}-batch-state", "default", batch_job_state_pattern(job_queue_arn)),
+    ]
+    for name, bus, pattern in rules:
+        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+        events.put_targets(
+            Rule=name, EventBusName=bus, Targets=[{"Id": "state", "Arn": state_queue_arn}]
+        )
+    return [name for name, _, _ in rules]
+
+
+def create_resources(
+    names: ResourceNames | None = None,
+    *,
+    session: boto3.Session | None = None,
+) -> LocalResources:
+    """Create the stack's resources on the endpoint ``session`` (default: boto3's) points to.
+
+    Parameters
+    ----------
+    names
+        Physical names; the default prefix is ``meshdrop-local``.
+    session
+        boto3 session; ``AWS_ENDPOINT_URL`` in its environment selects the moto server.
+    """
+    names = names or ResourceNames()
+    session = session or boto3.Session()
+    region = session.region_name or "us-east-1"
+
+    def client(service: str) -> Any:
+        return session.client(service, region_name=region)  # type: ignore[call-overload]
+
+    sqs = client("sqs")
+    queues = _create_queues(sqs, names)
+    _create_bucket(client("s3"), sqs, names, queues)
+    create_job_table(client("dynamodb"), names.table)
+    events = client("events")
+    bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]
+    topic_arn = _create_topic(client("sns"), names, queues)
+    job_queue_arn, job_definition_arn = _create_batch(client("batch"), client("iam"), names)
+    rules = _create_rules(events, names, queues.state_arn, job_queue_arn)
     return LocalResources(
         names=names,
         region=region,
@@ -358,13 +370,13 @@ def create_resources(
         table=names.table,
         event_bus=names.event_bus,
         event_bus_arn=bus_arn,
-        ingest_queue_url=ingest_url,
-        ingest_queue_arn=ingest_arn,
-        ingest_dlq_url=dlq_url,
-        state_queue_url=state_url,
-        state_queue_arn=state_arn,
+        ingest_queue_url=queues.ingest_url,
+        ingest_queue_arn=queues.ingest_arn,
+        ingest_dlq_url=queues.dlq_url,
+        state_queue_url=queues.state_url,
+        state_queue_arn=queues.state_arn,
         topic_arn=topic_arn,
-        notification_queue_url=notify_url,
+        notification_queue_url=queues.notify_url,
         job_queue_arn=job_queue_arn,
         job_definition_arn=job_definition_arn,
         rules=rules,

@@ -164,4 +164,5 @@ class Remote:
 
     @cached_property
     def table(self) -> Any:
-        return self.session.resource("dynamodb", config=_CONFIG).Table(self.table_name)
+        dynamodb: Any = self.session.resource("dynamodb", config=_CONFIG)
+        return dynamodb.Table(self.table_name)

@@ -19,6 +19,8 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 
+from meshdrop_contract.wiring import S3_NOT_FOUND_CODES
+
 from . import RemoteError
 
 _ACCESS_DENIED = {
@@ -33,7 +35,6 @@ _ACCESS_DENIED = {
     "ExpiredTokenException",
 }
 _NO_BUCKET = {"NoSuchBucket"}
-_NO_KEY = {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}
 
 __all__ = ["RemoteError", "error_code", "explain", "guard", "is_fatal"]
 
@@ -96,7 +97,7 @@ def explain(err: Exception, *, what: str = "") -> RemoteError | None:
             f"CloudFormation stack not found{about}: deploy it (cdk deploy), pass --stack, "
             "or give --bucket and --table."
         )
-    if code in _NO_KEY:
+    if code in S3_NOT_FOUND_CODES:
         return RemoteError(f"No such object{about}.")
     message = err.response.get("Error", {}).get("Message") or code
     return RemoteError(f"{operation} failed{about}: {message}")

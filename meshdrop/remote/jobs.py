@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
@@ -25,24 +24,15 @@ from meshdrop_contract.jobs import (
     GSI_BY_STATE_SK,
     JOB_PK_PREFIX,
     TABLE_PK,
+    from_dynamo,
 )
+from meshdrop_contract.wiring import S3_NOT_FOUND_CODES
 
 from .client import Remote
 from .errors import RemoteError, error_code, explain, guard
 from .s3url import S3UrlError, parse_s3_ref
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def plain(value: Any) -> Any:
-    """DynamoDB resource values -> JSON-able Python (Decimal -> int or float)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [plain(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +62,7 @@ class JobRecord:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> JobRecord:
-        data = plain(item)
+        data = from_dynamo(item)
         job_id = data.get("job_id") or str(data.get(TABLE_PK, "")).removeprefix(JOB_PK_PREFIX)
         error = data.get("error")
         if isinstance(error, Mapping):
@@ -203,7 +193,7 @@ def current_job_ids(remote: Remote, bucket: str, source_key: str) -> list[str]:
     try:
         head = remote.s3.head_object(Bucket=bucket, Key=source_key)
     except ClientError as err:
-        if error_code(err) in {"404", "NoSuchKey", "NotFound"}:
+        if error_code(err) in S3_NOT_FOUND_CODES:
             return []
         raise (explain(err, what=f"s3://{bucket}/{source_key}") or err) from None
     except BotoCoreError as err:

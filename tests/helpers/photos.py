@@ -105,20 +105,10 @@ def make_photo(
         raise ValueError(f"unknown background {background!r}; expected one of {BACKGROUNDS}")
     rng = np.random.default_rng(seed)
     coverage, hole, base_y, half_width, label_cov = _render(shape, height, width, 4)
-
     backdrop = _backdrop(background, height, width)  # (h, w, 3) float
     shadow_mask = np.zeros((height, width), dtype=bool)
     if shadow:
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-        cx = width / 2.0
-        # Centred a little below the base so that it peeks out under the object.
-        r2 = ((xx - cx) / (1.25 * half_width)) ** 2 + (
-            (yy - base_y - 0.01 * height) / (0.07 * height)
-        ) ** 2
-        darkening = 0.45 * np.exp(-1.6 * r2)  # (h, w) float, soft blob
-        backdrop = backdrop * (1.0 - darkening[:, :, None])
-        shadow_mask = (darkening > 0.05) & (coverage < 0.5)
-
+        backdrop, shadow_mask = _with_shadow(backdrop, coverage, base_y, half_width)
     obj = _shade(colour or _COLOURS[shape], coverage.shape, hole)  # (h, w, 3) float
     if label and label_cov.any():
         # ~6 delta-E brighter than the backdrop behind it: too close to be foreground by
@@ -127,24 +117,14 @@ def make_photo(
         obj = obj * (1 - label_cov[:, :, None]) + paper * label_cov[:, :, None]
     img = backdrop * (1 - coverage[:, :, None]) + obj * coverage[:, :, None]
     img = img + rng.normal(0.0, noise, img.shape)
-    rgb = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-
-    buf = io.BytesIO()
-    if jpeg_quality is not None:
-        Image.fromarray(rgb).save(buf, "JPEG", quality=int(jpeg_quality))
-        fmt = "JPEG"
-    else:
-        Image.fromarray(rgb).save(buf, "PNG")
-        fmt = "PNG"
-    data = buf.getvalue()
-    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    data, fmt = _encode(np.clip(np.rint(img), 0, 255).astype(np.uint8), jpeg_quality)
     parts = [shape, background]
     parts += [p for p, on in (("shadow", shadow), ("label", label)) if on]
     if jpeg_quality is not None:
         parts.append(f"q{jpeg_quality}")
     return SyntheticPhoto(
         name="-".join(parts),
-        rgb=decoded,
+        rgb=np.asarray(Image.open(io.BytesIO(data)).convert("RGB")),
         mask=coverage >= 0.5,
         shadow=shadow_mask,
         hole=hole,
@@ -152,6 +132,30 @@ def make_photo(
         data=data,
         format=fmt,
     )
+
+
+def _with_shadow(
+    backdrop: np.ndarray, coverage: np.ndarray, base_y: float, half_width: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The backdrop darkened by a soft contact shadow, and where the shadow shows."""
+    height, width = coverage.shape
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    # Centred a little below the base so that it peeks out under the object.
+    r2 = ((xx - width / 2.0) / (1.25 * half_width)) ** 2 + (
+        (yy - base_y - 0.01 * height) / (0.07 * height)
+    ) ** 2
+    darkening = 0.45 * np.exp(-1.6 * r2)  # (h, w) float, soft blob
+    shadowed = backdrop * (1.0 - darkening[:, :, None])
+    return shadowed, (darkening > 0.05) & (coverage < 0.5)
+
+
+def _encode(rgb: np.ndarray, jpeg_quality: int | None) -> tuple[bytes, str]:
+    """PNG, or JPEG at ``jpeg_quality``: the file bytes and the format name."""
+    buf = io.BytesIO()
+    fmt = "PNG" if jpeg_quality is None else "JPEG"
+    options = {} if jpeg_quality is None else {"quality": int(jpeg_quality)}
+    Image.fromarray(rgb).save(buf, fmt, **options)
+    return buf.getvalue(), fmt
 
 
 def _backdrop(kind: str, height: int, width: int) -> np.ndarray:

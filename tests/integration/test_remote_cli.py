@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from meshdrop.cli.remote import app
+from meshdrop.cli.remote import jobs as remote_jobs
 from meshdrop.local.resources import create_job_table
 from meshdrop.remote.client import discover
 from meshdrop.remote.errors import RemoteError
@@ -298,34 +297,45 @@ def test_upload_many_files_in_parallel(stack: Stack, tmp_path: Path) -> None:
     assert sum(len(p.get("Contents", [])) for p in pages) == 60
 
 
-def test_upload_wait_follows_the_jobs_to_the_end(stack: Stack, tmp_path: Path) -> None:
+def test_upload_wait_follows_the_jobs_to_the_end(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     photo = tmp_path / "mug.jpg"
     photo.write_bytes(_jpeg((30, 60, 90)))
     key = "images/uploaded/mug.jpg"
 
-    def pipeline() -> None:
-        """Stands in for ingest and the state function: records the job once the photo lands."""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                head = stack.s3.head_object(Bucket=stack.bucket, Key=key)
-            except stack.s3.exceptions.ClientError:
-                time.sleep(0.05)
-                continue
-            job_id = job_id_for(stack.bucket, key, head["ETag"].strip('"'))
-            stack.record(job_id, key, JobState.RUNNING)
-            time.sleep(0.3)
-            stack.record(job_id, key, JobState.SUCCEEDED, seconds=Decimal("4.5"))
-            return
+    states = iter([JobState.RUNNING, JobState.SUCCEEDED])
+    now = [0.0]
 
-    worker = threading.Thread(target=pipeline)
-    worker.start()
+    def pipeline_step(seconds: float) -> None:
+        """Stands in for ingest and the state function while the CLI waits between polls."""
+        now[0] += seconds
+        etag = stack.s3.head_object(Bucket=stack.bucket, Key=key)["ETag"].strip('"')
+        state = next(states, JobState.SUCCEEDED)
+        stack.record(job_id_for(stack.bucket, key, etag), key, state, seconds=Decimal("4.5"))
+
+    monkeypatch.setattr(remote_jobs, "CLOCK", remote_jobs.Clock(lambda: now[0], pipeline_step))
     result = invoke(
-        "upload", str(photo), "--wait", "--interval", "0.1", "--timeout", "30", *stack.flags
+        "upload", str(photo), "--wait", "--interval", "2", "--timeout", "30", *stack.flags
     )
-    worker.join()
     assert result.exit_code == 0, result.output
     assert "SUCCEEDED" in result.stdout and "4.5" in result.stdout
+    assert now[0] == 4.0  # two polls: not there yet, RUNNING, then SUCCEEDED
+
+
+def test_follow_gives_up_at_its_timeout(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "images/uploaded/slow.jpg"
+    stack.record("f" * 32, key, JobState.RUNNING)
+    now = [0.0]
+
+    def wait(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(remote_jobs, "CLOCK", remote_jobs.Clock(lambda: now[0], wait))
+    result = invoke("watch", key, "--interval", "5", "--timeout", "60", *stack.flags)
+    assert result.exit_code == 1
+    assert "Gave up after 60 s" in result.stderr
+    assert now[0] == 60.0
 
 
 # -- status / ls / history / get --------------------------------------------------------------

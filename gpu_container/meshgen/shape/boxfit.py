@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.spatial import cKDTree
+from scipy.spatial import KDTree
 from skimage.measure import find_contours
 
 #: Depth of a box seen face-on, as a fraction of its width. A single photo cannot tell; this
@@ -29,6 +29,14 @@ MIN_YAW_DEG = 8.0
 MIN_PITCH_DEG = 5.0
 #: A fitted box must cover the outline at least this well (IoU of the projected hull).
 MIN_FIT_IOU = 0.95
+#: A box fitted to an outline's convex hull (a toy car's) covers the hull at least this well:
+#: the hull's own bumps (wheels, a cabin narrower than the body) keep it below a box's 0.95.
+HULL_MIN_IOU = 0.9
+#: ... and is taken only from a raised three-quarter view: a blob's hull also fits a box
+#: seen nearly face-on (yaw ~12, pitch ~8), a car's photographed from above and aside does not
+#: need that excuse.
+HULL_MIN_YAW_DEG = 15.0
+HULL_MIN_PITCH_DEG = 10.0
 #: Contour points used by the fit; more only slow it down.
 FIT_POINTS = 240
 
@@ -193,7 +201,29 @@ def _hexagon_start(pts: np.ndarray) -> tuple[np.ndarray, float, float] | None:
     return np.array([a, b, c]), float(np.degrees(yaw)), float(np.degrees(pitch))
 
 
-def fit_box(mask: np.ndarray, depth_ratio: float = BOX_DEPTH_RATIO) -> BoxFit:
+def _starts(pts: np.ndarray, width: float, height: float) -> list[tuple[np.ndarray, float, float]]:
+    """Starting boxes for the fit: the hexagon's closed form, else turned three-quarter views.
+
+    An outline that is no clean hexagon (a box's convex hull with a bump, a toy car's hull)
+    still comes from an upright box seen from a raised three-quarter angle: starts at yaw
+    +-35 and pitch 20, sized from the outline's extent, let least squares find it. An outline
+    seen face-on then converges to yaw ~0 and is taken face-on below.
+    """
+    hexagon = _hexagon_start(pts)
+    if hexagon is not None:
+        return [hexagon]
+    starts = []
+    for yaw in (-35.0, 35.0):
+        cos, sin = np.cos(np.radians(yaw)), abs(np.sin(np.radians(yaw)))
+        # The outline's width is 2a cos(yaw) + 2c sin(yaw): start with a square footprint.
+        side = 0.5 * width / (cos + sin)
+        starts.append((np.array([side, 0.4 * height, side]), yaw, 20.0))
+    return starts
+
+
+def fit_box(
+    mask: np.ndarray, depth_ratio: float = BOX_DEPTH_RATIO, *, min_iou: float = MIN_FIT_IOU
+) -> BoxFit:
     """Fit an upright box and camera yaw/pitch to a de-tilted box outline.
 
     A hexagonal outline gives a closed-form start (:func:`_hexagon_start`), refined by least
@@ -210,7 +240,7 @@ def fit_box(mask: np.ndarray, depth_ratio: float = BOX_DEPTH_RATIO) -> BoxFit:
     pts = outline_points(mask)  # (k, 2) float
     step = max(1, len(pts) // FIT_POINTS)
     sample = pts[::step]
-    tree = cKDTree(pts)
+    tree = KDTree(pts)
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     centre_xy = (lo + hi) / 2.0
     width, height = hi - lo
@@ -228,21 +258,23 @@ def fit_box(mask: np.ndarray, depth_ratio: float = BOX_DEPTH_RATIO) -> BoxFit:
         corners[: len(to_outline)] = to_outline[:6]
         return np.concatenate([to_edges, 2.0 * corners])
 
-    hexagon = _hexagon_start(pts)
+    bounds = (
+        [-np.inf] * 3 + [-np.pi / 2, 0.0, -np.inf, -np.inf],
+        [np.inf] * 3 + [np.pi / 2, np.radians(80.0), np.inf, np.inf],
+    )
     best: np.ndarray | None = None
-    if hexagon is not None:
-        half0, yaw0, pitch0 = hexagon
+    best_cost = np.inf
+    for half0, yaw0, pitch0 in _starts(pts, width, height):
         x0 = np.array([*np.log(half0), np.radians(yaw0), np.radians(pitch0), *centre_xy])
-        best = least_squares(
+        found = least_squares(
             residuals,
             x0,
-            bounds=(
-                [-np.inf] * 3 + [-np.pi / 2, 0.0, -np.inf, -np.inf],
-                [np.inf] * 3 + [np.pi / 2, np.radians(80.0), np.inf, np.inf],
-            ),
+            bounds=bounds,
             max_nfev=40,
             x_scale=np.array([0.1, 0.1, 0.1, 0.1, 0.1, 1.0, 1.0]),
-        ).x
+        )
+        if found.cost < best_cost:
+            best, best_cost = found.x, float(found.cost)
     if best is not None:
         half, yaw, pitch, c = unpack(best)
         # Name the axes so the face most turned to the camera is the front (+z in the asset).
@@ -251,9 +283,21 @@ def fit_box(mask: np.ndarray, depth_ratio: float = BOX_DEPTH_RATIO) -> BoxFit:
         elif yaw < -45.0:
             yaw, half = yaw + 90.0, half[[2, 1, 0]]
         iou = _polygon_iou(projected_outline(half, yaw, pitch, c), mask)
-        if abs(yaw) >= MIN_YAW_DEG and pitch >= MIN_PITCH_DEG and iou >= MIN_FIT_IOU:
+        if abs(yaw) >= MIN_YAW_DEG and pitch >= MIN_PITCH_DEG and iou >= min_iou:
             return BoxFit(half, yaw, pitch, np.array([c[0], c[1], 0.0]), iou, True)
     # Face-on: width and height straight from the outline, depth guessed.
     half = np.array([width / 2.0, height / 2.0, depth_ratio * width / 2.0])
     iou = _polygon_iou(projected_outline(half, 0.0, 0.0, centre_xy), mask)
     return BoxFit(half, 0.0, 0.0, np.array([*centre_xy, 0.0]), iou, False)
+
+
+def convex_hull(mask: np.ndarray) -> np.ndarray:
+    """``(g, g)`` float32 0/1: the convex hull of the outline's largest part."""
+    import cv2
+
+    inside = (mask >= 0.5).astype(np.uint8)
+    contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    hull = np.zeros_like(inside)
+    if contours:
+        cv2.fillPoly(hull, [cv2.convexHull(max(contours, key=cv2.contourArea))], 1)
+    return hull.astype(np.float32)

@@ -13,11 +13,19 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import BadInputError
+from ..ndtools import fill_holes, label, sums
 
 #: Resolution the outline is analysed at: enough for symmetry and corner tests, and fast.
 ANALYSIS_SIZE = 128
 #: In-plane tilts (degrees) tried for the symmetry axis; photos are rarely rolled further.
 TILTS_DEG = tuple(float(a) for a in np.arange(-15.0, 15.01, 1.5))
+#: An outline that fills at least this share of its convex hull may be a carved box (a toy
+#: car, a shoe); below it (a hand, a plant) the hull says too little.
+MIN_CARVED_SOLIDITY = 0.8
+#: An outline this many times wider than tall and filling less than NOTCHED_SOLIDITY of its
+#: hull is not revolved (see :func:`_flat_and_notched`).
+WIDE_ASPECT = 1.6
+NOTCHED_SOLIDITY = 0.9
 #: Smallest object, as a fraction of the working square, worth reconstructing.
 MIN_OBJECT_FRACTION = 0.005
 
@@ -83,7 +91,8 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
         If no object larger than :data:`MIN_OBJECT_FRACTION` of the image is present.
     """
     binary = np.asarray(mask, dtype=np.float32) > 0.5
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), 8)
+    found = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    count, labels, stats = found[0], found[1], found[2]
     if count <= 1:
         raise BadInputError("no object found in the photo (empty foreground mask)")
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -91,10 +100,10 @@ def clean_mask(mask: np.ndarray) -> np.ndarray:
         raise BadInputError("no object found in the photo (foreground too small)")
     keep = labels == largest
     # Holes under 0.3% of the object are segmentation noise; larger ones (a mug's handle) are real.
-    holes = ndimage.binary_fill_holes(keep) & ~keep
-    hole_labels, n_holes = ndimage.label(holes)
+    holes = fill_holes(keep) & ~keep
+    hole_labels, n_holes = label(holes)
     if n_holes:
-        sizes = ndimage.sum(holes, hole_labels, index=np.arange(1, n_holes + 1))
+        sizes = sums(holes, hole_labels, n_holes)
         small = np.isin(hole_labels, 1 + np.flatnonzero(sizes < 0.003 * keep.sum()))
         keep |= small
     return keep
@@ -189,6 +198,10 @@ def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineA
         kind = PriorKind.REVOLUTION
     else:
         kind = PriorKind.INFLATION
+    if kind is PriorKind.REVOLUTION and _flat_and_notched(upright, solidity):
+        kind = PriorKind.INFLATION
+    if (kind is PriorKind.BOX and tilt != 0.0) or kind is PriorKind.INFLATION:
+        kind, tilt = _upright_box(binary, kind, tilt, solidity)
     if kind is PriorKind.INFLATION and core_fraction < 0.7:
         tilt = 0.0  # no trustworthy axis: keep the photo as it is
     return OutlineAnalysis(
@@ -203,18 +216,75 @@ def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineA
     )
 
 
+def _flat_and_notched(upright: np.ndarray, solidity: float) -> bool:
+    """An outline much wider than tall with notches (wheels, a cabin) is no turned profile.
+
+    A toy car seen from the side or low is about mirror-symmetric, and revolving it would
+    make a spindle as thick as the car is long. Wide bodies of revolution (bowls, plates,
+    tins) have a convex outline; a car's wheels and cabin step cut into its hull.
+
+    Parameters
+    ----------
+    upright
+        ``(s, s)`` bool de-tilted outline.
+    """
+    rows = np.flatnonzero(upright.any(axis=1))
+    cols = np.flatnonzero(upright.any(axis=0))
+    aspect = (cols[-1] - cols[0] + 1) / max(rows[-1] - rows[0] + 1, 1)
+    return aspect >= WIDE_ASPECT and solidity < NOTCHED_SOLIDITY
+
+
+def _upright_box(
+    binary: np.ndarray, kind: PriorKind, tilt: float, solidity: float
+) -> tuple[PriorKind, float]:
+    """Boxes stand upright: prefer a box seen from a raised three-quarter view to a roll.
+
+    A box turned to the camera is no mirror image of itself, so the symmetry search may
+    report a roll that only makes the outline more symmetric (a book at yaw 25 rolled by 15
+    degrees). If the outline as photographed is a box seen from above and to one side - or,
+    for an outline no other prior explains, its convex hull is (a toy car) - it is a box
+    (carved by the outline when needed) with no roll.
+
+    Parameters
+    ----------
+    binary
+        ``(s, s)`` bool outline as photographed (not de-tilted).
+    """
+    from .boxfit import HULL_MIN_IOU, HULL_MIN_PITCH_DEG, HULL_MIN_YAW_DEG, convex_hull, fit_box
+
+    mask = binary.astype(np.float32)
+    if fit_box(mask).depth_observed:
+        return PriorKind.BOX, 0.0
+    if kind is PriorKind.INFLATION and solidity >= MIN_CARVED_SOLIDITY:
+        hull = fit_box(convex_hull(mask), min_iou=HULL_MIN_IOU)
+        raised = hull.pitch_deg >= HULL_MIN_PITCH_DEG and abs(hull.yaw_deg) >= HULL_MIN_YAW_DEG
+        if hull.depth_observed and raised:
+            return PriorKind.BOX, 0.0
+    return kind, tilt
+
+
 def _handle_fraction(upright: np.ndarray, core: np.ndarray, axis: float) -> float:
-    """Share of the outline in parts outside the symmetric body, all on one side of the axis."""
+    """Share of the outline in parts outside the symmetric body, all on one side of the axis,
+    that close a loop (a handle is a loop: the backdrop shows through it).
+
+    Without the loop test a toy van's bonnet, sticking out of its symmetric box body on one
+    side, read as a mug's handle.
+    """
     residual = upright & ~core
     residual = ndimage.binary_opening(residual, iterations=1)
-    labels, n = ndimage.label(residual)
+    labels, n = label(residual)
     if n == 0:
         return 0.0
-    sizes = ndimage.sum(residual, labels, index=np.arange(1, n + 1))
+    sizes = sums(residual, labels, n)
     big = 1 + np.flatnonzero(sizes >= 0.01 * upright.sum())
     if big.size == 0:
         return 0.0
-    cols = np.nonzero(np.isin(labels, big))[1]
+    parts = np.isin(labels, big)
+    holes = fill_holes(upright) & ~upright
+    near = np.asarray(ndimage.binary_dilation(parts, iterations=2), dtype=bool)
+    if not (holes & near).any():
+        return 0.0
+    cols = np.nonzero(parts)[1]
     sides = np.sign(cols - axis)
     if np.all(sides > 0) or np.all(sides < 0):
         return float(sizes[big - 1].sum()) / float(upright.sum())

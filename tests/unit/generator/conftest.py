@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from gpu_container.meshgen import background
+from gpu_container.meshgen.segmentation import rembg_model, remover
 
 # rembg's U2-Net sessions feed (1, 3, 320, 320) and read output[0][:, 0].
 _SIDE = 320
@@ -74,8 +75,8 @@ def isolated_rembg(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("U2NET_HOME", str(home))
     monkeypatch.delenv("REMBG_HOME", raising=False)
     monkeypatch.delenv(background.ENV_REMBG_MODEL, raising=False)
-    monkeypatch.setattr(background, "_SESSIONS", {})
-    monkeypatch.setattr(background, "_SHARED", {})
+    monkeypatch.setattr(rembg_model, "SESSIONS", {})
+    monkeypatch.setattr(remover, "_SHARED", {})
     return home
 
 

@@ -163,7 +163,7 @@ def test_backend_choices() -> None:
     with pytest.raises(ValueError, match="backend"):
         Generator.Config(backend="nerf")
     with pytest.raises(ValueError, match="weights"):
-        Generator(Generator.Config(backend="triplane"))
+        Generator(Generator.Config(backend="triposr"))
 
 
 def test_missing_model_directory(tmp_path) -> None:

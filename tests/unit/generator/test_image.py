@@ -144,7 +144,7 @@ def test_over_our_pixel_limit_names_the_size() -> None:
     with pytest.raises(BadInputError, match=rf"{side}x{side}.*limit"):
         load_image(png_header_only(side, side))
     small = encode(Image.fromarray(marked()), "PNG")
-    with pytest.raises(BadInputError, match="limit of 1,000"):
+    with pytest.raises(BadInputError, match="limit of 1,000 pixels"):
         load_image(small, max_pixels=1000)
 
 
