@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlparse
 
+from gpu_container import selfcheck
 from meshdrop_contract import (
     AssetFormat,
     DetailType,
@@ -576,12 +577,13 @@ def main(env: Mapping[str, str] | None = None) -> int:
         attempt = max(1, int(env.get(ENV_BATCH_ATTEMPT) or 1))
     except ValueError:
         attempt = 1
+    selfcheck.run(env)  # logs driver/CUDA/GPU; exits (not retried) if the driver is too old
     s3 = _boto_client("s3")
     events = _boto_client("events")
     weights_location = env.get(ENV_WEIGHTS) or None
 
     def loader() -> Any:
-        return load_generator(resolve_weights(weights_location, s3))
+        return load_generator(selfcheck.verify_weights(resolve_weights(weights_location, s3), env))
 
     outcome = run_job(spec, s3=s3, events=events, bus=bus, generator_loader=loader, attempt=attempt)
     log.info(

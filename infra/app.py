@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aws_cdk import App, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
@@ -18,7 +20,10 @@ def build(app: App) -> MeshdropStack:
         When a ``meshdrop:*`` context value is invalid.
     """
     settings = MeshdropSettings.from_context(app.node)
-    stack = MeshdropStack(app, settings.stack_name, settings=settings)
+    # CDK_DEFAULT_ACCOUNT/REGION: what `cdk` found in the caller's credentials, if any.
+    stack = MeshdropStack(
+        app, settings.stack_name, settings=settings, env=settings.environment(os.environ)
+    )
     Tags.of(stack).add("project", "meshdrop")
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack

@@ -1,4 +1,10 @@
-"""Small conversions from validated settings to CDK values, shared by the constructs."""
+"""Small conversions from validated settings to CDK values, shared by the constructs.
+
+A note on the ``cast()`` calls across infra/: jsii's generated Python protocols name some
+parameters differently from the classes implementing them (``scope`` versus ``_scope``), so
+pyright rejects real implementations of CDK interfaces (``IPrincipal``, ``IRuleTarget``...).
+Each cast names the interface the value really implements; none changes a value.
+"""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import Duration
 from aws_cdk import aws_batch as batch
@@ -50,6 +50,20 @@ def event_pattern(pattern: Mapping[str, Any]) -> events.EventPattern:
     )
 
 
+#: Batch's event for a job that blocks the head of its queue in RUNNABLE (detail.statusReason
+#: says why, e.g. "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - ...").
+QUEUE_BLOCKED_DETAIL_TYPE = "Batch Job Queue Blocked"
+
+
+def queue_blocked_pattern(job_queue_arn: str) -> dict[str, Any]:
+    """EventBridge pattern of queue-blocked events of one job queue."""
+    return {
+        "source": ["aws.batch"],
+        "detail-type": [QUEUE_BLOCKED_DETAIL_TYPE],
+        "detail": {"jobQueue": [job_queue_arn]},
+    }
+
+
 def schema_name(detail_type: DetailType) -> str:
     return f"meshdrop@{detail_type.value.replace(' ', '')}"
 
@@ -90,6 +104,12 @@ class EventRoutingConstruct(Construct):
     A third rule copies Batch ``FAILED`` changes of this queue to ``failed_jobs_queue``: its
     ``TriggeredRules`` metric drives the failed-jobs alarm, and the queue keeps the events for
     whoever investigates.
+
+    Batch publishes only on the default bus, which meshdrop does not own: ``batch_archive``
+    archives this queue's Batch events there (state changes and queue-blocked events), so a
+    state-function outage can be replayed like one of the meshdrop bus. A fourth rule copies
+    ``Batch Job Queue Blocked`` events of this queue (jobs stuck in RUNNABLE, with Batch's
+    reason) to the same inspection queue; its metric drives the blocked-queue alarm.
     """
 
     def __init__(
@@ -100,6 +120,7 @@ class EventRoutingConstruct(Construct):
         bus: events.IEventBus,
         state_function: lambda_.IFunction,
         job_queue: batch.IJobQueue,
+        archive_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
@@ -124,7 +145,7 @@ class EventRoutingConstruct(Construct):
             description="meshdrop job events -> state function",
             event_bus=bus,
             event_pattern=event_pattern(meshdrop_job_events_pattern()),
-            targets=[to_state()],
+            targets=[cast(events.IRuleTarget, to_state())],
         )
         batch_pattern = batch_job_state_pattern(job_queue.job_queue_arn)
         # Batch emits on the default bus only, so this rule cannot live on the meshdrop bus.
@@ -133,8 +154,15 @@ class EventRoutingConstruct(Construct):
             "BatchJobStateRule",
             description="Batch job state changes of the meshdrop queue -> state function",
             event_pattern=event_pattern(batch_pattern),
-            targets=[to_state()],
+            targets=[cast(events.IRuleTarget, to_state())],
         )
+        self._batch_archive(batch_pattern, job_queue, archive_days)
+        self._inspection_rules(batch_pattern, job_queue)
+
+    def _inspection_rules(
+        self, batch_pattern: Mapping[str, Any], job_queue: batch.IJobQueue
+    ) -> None:
+        """Failed and queue-blocked Batch events, copied to a queue a person reads."""
         self.failed_jobs_queue = sqs.Queue(
             self,
             "FailedJobsQueue",
@@ -151,12 +179,42 @@ class EventRoutingConstruct(Construct):
             "BatchJobFailedRule",
             description="Failed Batch jobs of the meshdrop queue, for the alarm and inspection",
             event_pattern=event_pattern(failed_pattern),
-            targets=[
-                targets.SqsQueue(
-                    self.failed_jobs_queue,
-                    dead_letter_queue=self.dead_letter_queue,
-                    retry_attempts=TARGET_RETRY_ATTEMPTS,
-                    max_event_age=TARGET_MAX_EVENT_AGE,
-                )
-            ],
+            targets=[self._to_inspection_queue()],
+        )
+        self.queue_blocked_rule = events.Rule(
+            self,
+            "BatchQueueBlockedRule",
+            description="Jobs of the meshdrop queue blocked in RUNNABLE, for the alarm",
+            event_pattern=event_pattern(queue_blocked_pattern(job_queue.job_queue_arn)),
+            targets=[self._to_inspection_queue()],
+        )
+
+    def _to_inspection_queue(self) -> events.IRuleTarget:
+        return cast(
+            events.IRuleTarget,
+            targets.SqsQueue(
+                self.failed_jobs_queue,
+                dead_letter_queue=self.dead_letter_queue,
+                retry_attempts=TARGET_RETRY_ATTEMPTS,
+                max_event_age=TARGET_MAX_EVENT_AGE,
+            ),
+        )
+
+    def _batch_archive(
+        self, batch_pattern: Mapping[str, Any], job_queue: batch.IJobQueue, archive_days: int
+    ) -> None:
+        default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
+        self.batch_archive = events.Archive(
+            self,
+            "BatchArchive",
+            source_event_bus=default_bus,
+            description="Batch events of the meshdrop queue, for replay to the state function",
+            event_pattern=event_pattern(
+                {
+                    "source": batch_pattern["source"],
+                    "detail-type": [*batch_pattern["detail-type"], QUEUE_BLOCKED_DETAIL_TYPE],
+                    "detail": {"jobQueue": [job_queue.job_queue_arn]},
+                }
+            ),
+            retention=Duration.days(archive_days),
         )

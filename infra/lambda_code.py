@@ -18,6 +18,7 @@ import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import jsii
 from aws_cdk import (
@@ -28,6 +29,7 @@ from aws_cdk import (
     ILocalBundling,
     RemovalPolicy,
 )
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -180,7 +182,7 @@ def lambda_code(architecture: str, root: Path = REPO_ROOT) -> lambda_.Code:
                 f"pip install --no-compile -t /asset-output {reqs} && {copy} && "
                 f"rm -rf {' '.join(f'/asset-output/{n}*' for n in sorted(RUNTIME_PROVIDED))}",
             ],
-            local=LocalLambdaBundling(root, architecture),
+            local=cast(ILocalBundling, LocalLambdaBundling(root, architecture)),
         ),
     )
 
@@ -200,12 +202,28 @@ def python_function(
     memory_mib: int = 512,
     reserved_concurrency: int | None = None,
 ) -> lambda_.Function:
-    """A traced Python function with its own log group (retention set, removed with the stack)."""
+    """A traced Python function with its own log group (retention set, removed with the stack).
+
+    Its role may write to that log group only: AWSLambdaBasicExecutionRole would allow every
+    log group in the account.
+    """
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
         retention=log_retention,
         removal_policy=removal_policy,
+    )
+    role = iam.Role(
+        scope,
+        f"{construct_id}Role",
+        assumed_by=cast(iam.IPrincipal, iam.ServicePrincipal("lambda.amazonaws.com")),
+        description=f"meshdrop {construct_id}: {description}"[:1000],
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn],
+        )
     )
     return lambda_.Function(
         scope,
@@ -221,6 +239,7 @@ def python_function(
         timeout=timeout,
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
+        role=cast(iam.IRole, role),
         logging_format=lambda_.LoggingFormat.JSON,
         reserved_concurrent_executions=reserved_concurrency,
         environment=environment,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -23,4 +25,6 @@ class NotificationsConstruct(Construct):
             enforce_ssl=True,
         )
         if email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            self.topic.add_subscription(
+                cast(sns.ITopicSubscription, subscriptions.EmailSubscription(email))
+            )

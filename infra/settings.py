@@ -27,6 +27,23 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_GIT_REVISION = re.compile(r"^[0-9a-f]{40}$")
+_AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
+_SSM_NAME = re.compile(r"^/[A-Za-z0-9_./-]{1,1010}$")
+
+#: Where the ECS-optimized AMIs Batch uses are published, per compute kind. AL2023 with the
+#: NVIDIA driver for GPUs; docs/deploy.md says how to read the driver a given AMI ships.
+DEFAULT_AMI_PARAMETERS = {
+    "gpu": "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id",
+    "cpu": "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
+}
+#: What runs the generator: GPU instances with the CUDA image and baked weights (the default),
+#: or CPU instances with the slim image and the weight-free backend.
+COMPUTE_KINDS = ("gpu", "cpu")
+#: Where the generator image is built: by `cdk deploy` on this machine (needs Docker), or by a
+#: CodeBuild project the stack owns (no local Docker).
+IMAGE_BUILDS = ("local", "codebuild")
 
 #: Retention periods CloudWatch Logs accepts, in days.
 LOG_RETENTION_CHOICES = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096)
@@ -47,21 +64,35 @@ class MeshdropSettings:
     """All deployment settings, validated. Field ``x`` comes from context key ``meshdrop:x``."""
 
     stack_name: str = DEFAULT_STACK_NAME
-    #: Account and region; both empty leaves the stack environment-agnostic.
+    #: Account and region; both empty falls back to CDK_DEFAULT_ACCOUNT/REGION (the CLI's
+    #: credentials) and, without those, an environment-agnostic stack limited to 2 AZs.
     account: str | None = None
     region: str | None = None
-    #: GPU instance families ("g5") or sized types ("g5.2xlarge") Batch may launch.
-    gpu_instance_types: tuple[str, ...] = ("g5", "g6")
+    #: "gpu" (default) or "cpu": see COMPUTE_KINDS.
+    compute: str = "gpu"
+    #: Sized GPU instance types Batch may launch (families such as "g5" are accepted, but let
+    #: Batch pick a g5.8xlarge that takes all of max_vcpus for one job).
+    gpu_instance_types: tuple[str, ...] = ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")
+    #: Sized instance types of the CPU compute environment (compute="cpu").
+    cpu_instance_types: tuple[str, ...] = ("m7i.xlarge", "m6i.xlarge")
+    #: Hard cap on the vCPUs all compute environments together may run: the spend ceiling.
     max_vcpus: int = 32
     #: Put a Spot compute environment in front of the on-demand one.
     spot: bool = True
+    #: A fixed AMI id for the instances; empty reads ami_ssm_parameter (see ami_source()).
+    ami_id: str | None = None
+    #: SSM parameter naming the AMI; empty means DEFAULT_AMI_PARAMETERS[compute].
+    ami_ssm_parameter: str | None = None
+    #: Encrypted gp3 root volume: the image (~11 GB unpacked twice while pulling) plus weights.
+    root_volume_gib: int = 100
     #: Resources of one generator job; must fit the smallest instance type above.
     job_vcpus: int = 4
     job_memory_mib: int = 14_336
     job_timeout_minutes: int = 30
     #: Attempts per job, counting the first (Batch allows 1..10).
     job_attempts: int = 3
-    #: Cancel jobs that wait in RUNNABLE this long for a reason capacity will never fix.
+    #: Cancel jobs that wait in RUNNABLE this long for a reason capacity or configuration will
+    #: not fix by itself; the RUNNABLE-age alarm fires at the same age.
     runnable_timeout_minutes: int = 30
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
@@ -76,11 +107,23 @@ class MeshdropSettings:
     oldest_message_alarm_minutes: int = 15
     alarm_email: str | None = None
     notification_email: str | None = None
-    #: Build argument WEIGHTS_URL of the generator image: an https URL of a weights tarball.
-    weights_url: str | None = None
-    weights_sha256: str | None = None
-    #: Alternative to baked weights: an s3:// prefix the job downloads weights from.
+    #: Monthly AWS Budgets limit in USD, alerting at 80 % actual and 100 % forecast; 0: none.
+    monthly_budget_usd: int = 50
+    #: Hugging Face revision (commit sha) of stabilityai/TripoSR baked into the GPU image, and
+    #: the sha256 of each file fetched. No defaults: they are not made up here (docs/deploy.md).
+    weights_revision: str | None = None
+    weights_config_sha256: str | None = None
+    weights_model_sha256: str | None = None
+    #: sha256 of rembg's u2net.onnx, baked under U2NET_HOME.
+    u2net_sha256: str | None = None
+    #: Alternative to baked weights: an s3:// prefix each instance downloads once, plus the
+    #: sha256 of the SHA256SUMS manifest stored with them (every file is checked against it).
     weights_s3_uri: str | None = None
+    weights_s3_sha256: str | None = None
+    #: "local" (cdk deploy builds with Docker) or "codebuild" (built in AWS).
+    image_build: str = "local"
+    #: Generator images kept in the stack's ECR repository (image_build="codebuild").
+    ecr_keep_images: int = 5
     removal_policy: str = "retain"
     #: Lambda CPU architecture: "arm64" (cheaper) or "x86_64".
     lambda_architecture: str = "arm64"
@@ -111,43 +154,8 @@ class MeshdropSettings:
                 f"unknown setting(s) {', '.join(CONTEXT_PREFIX + u for u in unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        defaults = cls()
-        get = _Reader(raw, defaults)
-        settings = cls(
-            stack_name=get.string("stack_name", _NAME, "letters, digits and '-', max 64"),
-            account=get.optional_string("account", _ACCOUNT, "a 12-digit account id"),
-            region=get.optional_string("region", _REGION, "a region name such as eu-west-1"),
-            gpu_instance_types=get.instance_types("gpu_instance_types"),
-            max_vcpus=get.integer("max_vcpus", 1, 10_000),
-            spot=get.boolean("spot"),
-            job_vcpus=get.integer("job_vcpus", 1, 192),
-            job_memory_mib=get.integer("job_memory_mib", 1024, 2_000_000),
-            job_timeout_minutes=get.integer("job_timeout_minutes", 1, 24 * 60),
-            job_attempts=get.integer("job_attempts", 1, 10),
-            runnable_timeout_minutes=get.integer("runnable_timeout_minutes", 10, 24 * 60),
-            max_image_bytes=get.integer("max_image_bytes", 1024, 5 * 1024**3),
-            max_image_pixels=get.integer("max_image_pixels", 1024, 1_000_000_000),
-            log_retention_days=get.one_of_ints("log_retention_days", LOG_RETENTION_CHOICES),
-            job_ttl_days=get.integer("job_ttl_days", 1, 3653),
-            noncurrent_version_days=get.integer("noncurrent_version_days", 1, 3653),
-            event_archive_days=get.integer("event_archive_days", 0, 3653),
-            ingest_reserved_concurrency=get.integer("ingest_reserved_concurrency", 2, 1000),
-            ingest_batch_size=get.integer("ingest_batch_size", 1, 10),
-            oldest_message_alarm_minutes=get.integer("oldest_message_alarm_minutes", 1, 24 * 60),
-            alarm_email=get.optional_string("alarm_email", _EMAIL, "an e-mail address"),
-            notification_email=get.optional_string(
-                "notification_email", _EMAIL, "an e-mail address"
-            ),
-            weights_url=get.optional_string(
-                "weights_url", re.compile(r"^https://\S+$"), "an https:// URL"
-            ),
-            weights_sha256=get.optional_string(
-                "weights_sha256", re.compile(r"^[0-9a-f]{64}$"), "64 lower-case hex digits"
-            ),
-            weights_s3_uri=get.optional_string("weights_s3_uri", _S3_URI, "s3://bucket/prefix"),
-            removal_policy=get.choice("removal_policy", REMOVAL_POLICIES),
-            lambda_architecture=get.choice("lambda_architecture", ("arm64", "x86_64")),
-        )
+        get = _Reader(raw, cls())
+        settings = cls(**_read_all(get))
         settings._check_consistency()
         return settings
 
@@ -155,17 +163,17 @@ class MeshdropSettings:
         if (self.account is None) != (self.region is None):
             raise SettingsError(
                 f"set both {CONTEXT_PREFIX}account and {CONTEXT_PREFIX}region, or neither "
-                "(neither keeps the stack environment-agnostic)"
+                "(neither uses CDK_DEFAULT_ACCOUNT/CDK_DEFAULT_REGION when the CLI has them)"
             )
-        if self.weights_url and not self.weights_sha256:
+        if self.weights_s3_uri and not self.weights_s3_sha256:
             raise SettingsError(
-                f"{CONTEXT_PREFIX}weights_url needs {CONTEXT_PREFIX}weights_sha256 so the image "
-                "build can verify what it bakes in"
+                f"{CONTEXT_PREFIX}weights_s3_uri needs {CONTEXT_PREFIX}weights_s3_sha256 (the "
+                "sha256 of the SHA256SUMS file next to the weights) so each download is verified"
             )
-        if self.weights_url and self.weights_s3_uri:
+        if self.weights_s3_uri and self.compute == "cpu":
             raise SettingsError(
-                f"choose one of {CONTEXT_PREFIX}weights_url (baked into the image) and "
-                f"{CONTEXT_PREFIX}weights_s3_uri (downloaded by each job)"
+                f"{CONTEXT_PREFIX}compute=cpu runs the weight-free backend; "
+                f"{CONTEXT_PREFIX}weights_s3_uri needs compute=gpu"
             )
         if self.job_vcpus > self.max_vcpus:
             raise SettingsError(
@@ -173,12 +181,104 @@ class MeshdropSettings:
                 f"{CONTEXT_PREFIX}max_vcpus={self.max_vcpus}: no job could ever start"
             )
 
+        if self.spot and self.max_vcpus // 2 < self.job_vcpus:
+            raise SettingsError(
+                f"{CONTEXT_PREFIX}max_vcpus={self.max_vcpus}: with {CONTEXT_PREFIX}spot, Spot and "
+                f"on-demand each get half, and {self.max_vcpus // 2} vCPUs cannot run a "
+                f"{self.job_vcpus}-vCPU job"
+            )
+
     @property
-    def environment(self) -> dict[str, str] | None:
-        """``env`` for the stack, or ``None`` for an environment-agnostic one."""
+    def instance_types(self) -> tuple[str, ...]:
+        """The instance types of the configured compute kind."""
+        return self.gpu_instance_types if self.compute == "gpu" else self.cpu_instance_types
+
+    @property
+    def ami_parameter(self) -> str:
+        """The SSM parameter that names the instances' AMI (when no ami_id pins it)."""
+        return self.ami_ssm_parameter or DEFAULT_AMI_PARAMETERS[self.compute]
+
+    @property
+    def weights_mode(self) -> str:
+        """ "baked" (GPU image with TripoSR + u2net), "s3" (fetched per instance) or "none"."""
+        if self.compute == "cpu":
+            return "none"
+        return "s3" if self.weights_s3_uri else "baked"
+
+    @property
+    def missing_weight_pins(self) -> list[str]:
+        """Settings the baked-weights image build needs but that are still empty."""
+        if self.weights_mode != "baked":
+            return []
+        pins = ("weights_revision", "weights_config_sha256", "weights_model_sha256")
+        return [CONTEXT_PREFIX + p for p in (*pins, "u2net_sha256") if not getattr(self, p)]
+
+    def environment(
+        self, defaults: Mapping[str, str | None] | None = None
+    ) -> dict[str, str] | None:
+        """``env`` for the stack: the settings' account/region, else CDK_DEFAULT_ACCOUNT/REGION
+        from ``defaults`` (the CLI sets them from its credentials), else ``None``.
+
+        A named environment lets CDK see every AZ of the region (3 subnets instead of 2) and
+        pin the AMI through a context lookup.
+        """
         if self.account and self.region:
             return {"account": self.account, "region": self.region}
+        defaults = defaults or {}
+        account, region = defaults.get("CDK_DEFAULT_ACCOUNT"), defaults.get("CDK_DEFAULT_REGION")
+        if account and region:
+            return {"account": account, "region": region}
         return None
+
+
+def _read_all(get: _Reader) -> dict[str, Any]:
+    """Every field, validated; one line per setting so each names what it accepts."""
+    email = (_EMAIL, "an e-mail address")
+    sha = (_SHA256, "64 lower-case hex digits")
+    return {
+        "stack_name": get.string("stack_name", _NAME, "letters, digits and '-', max 64"),
+        "account": get.optional_string("account", _ACCOUNT, "a 12-digit account id"),
+        "region": get.optional_string("region", _REGION, "a region name such as eu-west-1"),
+        "compute": get.choice("compute", COMPUTE_KINDS),
+        "gpu_instance_types": get.instance_types("gpu_instance_types"),
+        "cpu_instance_types": get.instance_types("cpu_instance_types"),
+        "max_vcpus": get.integer("max_vcpus", 1, 10_000),
+        "spot": get.boolean("spot"),
+        "ami_id": get.optional_string("ami_id", _AMI, "an AMI id such as ami-0123456789abcdef0"),
+        "ami_ssm_parameter": get.optional_string(
+            "ami_ssm_parameter", _SSM_NAME, "an SSM parameter name starting with /"
+        ),
+        "root_volume_gib": get.integer("root_volume_gib", 30, 16_384),
+        "job_vcpus": get.integer("job_vcpus", 1, 192),
+        "job_memory_mib": get.integer("job_memory_mib", 1024, 2_000_000),
+        "job_timeout_minutes": get.integer("job_timeout_minutes", 1, 24 * 60),
+        "job_attempts": get.integer("job_attempts", 1, 10),
+        "runnable_timeout_minutes": get.integer("runnable_timeout_minutes", 10, 24 * 60),
+        "max_image_bytes": get.integer("max_image_bytes", 1024, 5 * 1024**3),
+        "max_image_pixels": get.integer("max_image_pixels", 1024, 1_000_000_000),
+        "log_retention_days": get.one_of_ints("log_retention_days", LOG_RETENTION_CHOICES),
+        "job_ttl_days": get.integer("job_ttl_days", 1, 3653),
+        "noncurrent_version_days": get.integer("noncurrent_version_days", 1, 3653),
+        "event_archive_days": get.integer("event_archive_days", 0, 3653),
+        "ingest_reserved_concurrency": get.integer("ingest_reserved_concurrency", 2, 1000),
+        "ingest_batch_size": get.integer("ingest_batch_size", 1, 10),
+        "oldest_message_alarm_minutes": get.integer("oldest_message_alarm_minutes", 1, 24 * 60),
+        "alarm_email": get.optional_string("alarm_email", *email),
+        "notification_email": get.optional_string("notification_email", *email),
+        "monthly_budget_usd": get.integer("monthly_budget_usd", 0, 1_000_000),
+        "weights_revision": get.optional_string(
+            "weights_revision", _GIT_REVISION, "a 40-hex-digit Hub commit"
+        ),
+        "weights_config_sha256": get.optional_string("weights_config_sha256", *sha),
+        "weights_model_sha256": get.optional_string("weights_model_sha256", *sha),
+        "u2net_sha256": get.optional_string("u2net_sha256", *sha),
+        "weights_s3_uri": get.optional_string("weights_s3_uri", _S3_URI, "s3://bucket/prefix"),
+        "weights_s3_sha256": get.optional_string("weights_s3_sha256", *sha),
+        "image_build": get.choice("image_build", IMAGE_BUILDS),
+        "ecr_keep_images": get.integer("ecr_keep_images", 1, 1000),
+        "removal_policy": get.choice("removal_policy", REMOVAL_POLICIES),
+        "lambda_architecture": get.choice("lambda_architecture", ("arm64", "x86_64")),
+    }
 
 
 class _Reader:

@@ -2,108 +2,160 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import cast
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Token, Validations
+from aws_cdk import Annotations, CfnOutput, Duration, Stack, Token
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.acknowledgements import acknowledge
 from infra.common import log_retention, removal_policy
-from infra.compute import REPO_ROOT, ComputeConstruct
+from infra.compute import ComputeConstruct, PinnedAmi
 from infra.events import EventBusConstruct, EventRoutingConstruct
+from infra.image import BAKED_WEIGHTS_DIR, build_args, local_image
+from infra.image_codebuild import CodeBuildImage
 from infra.ingest import IngestConstruct
 from infra.lambda_code import lambda_code
 from infra.monitoring import MonitoringConstruct
 from infra.notifications import NotificationsConstruct
-from infra.settings import MeshdropSettings
+from infra.settings import CONTEXT_PREFIX, MeshdropSettings
 from infra.state import StateConstruct
 from infra.storage import StorageConstruct
 from meshdrop_contract import ASSET_PREFIX, SOURCE_PREFIX, jobs, wiring
 
-#: Where the image keeps baked weights (the Dockerfile puts them there).
-BAKED_WEIGHTS_DIR = "/opt/meshdrop/weights"
-#: Weights copied into the image from the build context when no WEIGHTS_URL is given.
-LOCAL_WEIGHTS_DIR = REPO_ROOT / "gpu_container" / "weights"
 SERVICE_NAME = "meshdrop"
-#: What the functions do with job items (conditional writes are PutItem/UpdateItem).
-TABLE_ACTIONS = [
-    "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:Query",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:DescribeTable",
-]
+#: What the handlers do with job items: lambdas/common/jobstore.py calls get_item, put_item and
+#: update_item (conditional writes included); nothing queries, scans or deletes.
+TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+#: Job environment naming the sha256 of the S3 weights' SHA256SUMS manifest.
+ENV_WEIGHTS_SHA256 = "MESHDROP_WEIGHTS_SHA256"
 
 
-def weights_location(settings: MeshdropSettings, local_weights: Path = LOCAL_WEIGHTS_DIR) -> str:
-    """What the job's ``MESHDROP_WEIGHTS`` says; empty means the weight-free backend.
-
-    The entrypoint refuses a local path that does not exist, so the baked directory is named
-    only when the image build will really put weights there.
-    """
-    if settings.weights_s3_uri:
-        return settings.weights_s3_uri
-    if settings.weights_url or (local_weights.is_dir() and any(local_weights.iterdir())):
-        return BAKED_WEIGHTS_DIR
-    return ""
+def weights_location(settings: MeshdropSettings) -> str:
+    """What the job's ``MESHDROP_WEIGHTS`` says; empty means the weight-free backend."""
+    mode = settings.weights_mode
+    if mode == "s3":
+        return settings.weights_s3_uri or ""
+    return BAKED_WEIGHTS_DIR if mode == "baked" else ""
 
 
 class MeshdropStack(Stack):
     """S3 -> SQS -> ingest -> Batch (GPU) -> EventBridge -> state -> DynamoDB + SNS."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: MeshdropSettings) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: MeshdropSettings,
+        env: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
-            env=settings.environment,
+            env=env if env is not None else settings.environment(),
             description="meshdrop: drop a photo into S3, get a 3D asset back",
         )
         self.settings = settings
-        retention = log_retention(settings.log_retention_days)
-        data_policy = removal_policy(settings.removal_policy)
+        self._foundation()
+        self._compute()
+        self._functions()
+        self._routing_and_monitoring()
+        self._grant()
+        self._outputs()
+        acknowledge(self)
+        self._warn()
 
+    def _foundation(self) -> None:
+        s = self.settings
+        self.retention = log_retention(s.log_retention_days)
+        self.data_policy = removal_policy(s.removal_policy)
         self.storage = StorageConstruct(
             self,
             "Storage",
-            noncurrent_version_days=settings.noncurrent_version_days,
-            log_retention_days=settings.log_retention_days,
-            removal_policy=data_policy,
+            noncurrent_version_days=s.noncurrent_version_days,
+            log_retention_days=s.log_retention_days,
+            removal_policy=self.data_policy,
         )
-        self.bus = EventBusConstruct(self, "Events", archive_days=settings.event_archive_days)
+        self.bus = EventBusConstruct(self, "Events", archive_days=s.event_archive_days)
         self.notifications = NotificationsConstruct(
-            self, "Notifications", email=settings.notification_email
+            self, "Notifications", email=s.notification_email
         )
 
-        weights = weights_location(settings)
+    def _compute(self) -> None:
+        s = self.settings
+        weights = weights_location(s)
         weights_env = {jobs.ENV_WEIGHTS: weights} if weights else {}
+        if s.weights_mode == "s3" and s.weights_s3_sha256:
+            weights_env[ENV_WEIGHTS_SHA256] = s.weights_s3_sha256
         self.compute = ComputeConstruct(
             self,
             "Compute",
-            instance_types=settings.gpu_instance_types,
-            max_vcpus=settings.max_vcpus,
-            spot=settings.spot,
-            job_vcpus=settings.job_vcpus,
-            job_memory_mib=settings.job_memory_mib,
-            job_timeout=Duration.minutes(settings.job_timeout_minutes),
-            job_attempts=settings.job_attempts,
-            runnable_timeout=Duration.minutes(settings.runnable_timeout_minutes),
+            gpu=s.compute == "gpu",
+            instance_types=s.instance_types,
+            machine_image=self._machine_image(),
+            root_volume_gib=s.root_volume_gib,
+            max_vcpus=s.max_vcpus,
+            spot=s.spot,
+            job_vcpus=s.job_vcpus,
+            job_memory_mib=s.job_memory_mib,
+            job_timeout=Duration.minutes(s.job_timeout_minutes),
+            job_attempts=s.job_attempts,
+            runnable_timeout=Duration.minutes(s.runnable_timeout_minutes),
+            image=self._image(),
             environment={
                 jobs.ENV_EVENT_BUS: self.bus.bus.event_bus_name,
                 "AWS_DEFAULT_REGION": self.region,
                 **weights_env,
             },
-            build_args={
-                "WEIGHTS_URL": settings.weights_url or "",
-                "WEIGHTS_SHA256": settings.weights_sha256 or "",
-            },
-            log_retention=retention,
-            removal_policy=data_policy,
+            log_retention=self.retention,
+            removal_policy=self.data_policy,
         )
+        if self.image_build is not None:
+            # No job definition before its image exists.
+            self.compute.job_definition.node.add_dependency(self.image_build.build)
 
-        code = lambda_code(settings.lambda_architecture)
+    def _machine_image(self) -> ec2.IMachineImage:
+        """The AMI: a pinned id, else the SSM parameter, looked up once and cached in
+        cdk.context.json when the environment is known (commit that file to keep it pinned),
+        else resolved by CloudFormation at each deployment."""
+        s = self.settings
+        if s.ami_id:
+            return PinnedAmi(s.ami_id)
+        cached = not Token.is_unresolved(self.account) and not Token.is_unresolved(self.region)
+        return ec2.MachineImage.from_ssm_parameter(s.ami_parameter, cached_in_context=cached)
+
+    def _image(self) -> ecs.ContainerImage:
+        s = self.settings
+        target = s.compute
+        args = build_args(
+            target=target,
+            weights_mode=s.weights_mode,
+            revision=s.weights_revision,
+            config_sha256=s.weights_config_sha256,
+            model_sha256=s.weights_model_sha256,
+            u2net_sha256=s.u2net_sha256,
+        )
+        self.image_build: CodeBuildImage | None = None
+        if s.image_build == "local":
+            return local_image(target=target, args=args)
+        self.image_build = CodeBuildImage(
+            self,
+            "ImageBuild",
+            target=target,
+            build_args=args,
+            keep_images=s.ecr_keep_images,
+            removal_policy=self.data_policy,
+            log_retention=self.retention,
+        )
+        return self.image_build.image
+
+    def _functions(self) -> None:
+        s = self.settings
+        code = lambda_code(s.lambda_architecture)
         powertools = {
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": SERVICE_NAME,
@@ -114,44 +166,45 @@ class MeshdropStack(Stack):
             code=code,
             environment={
                 wiring.ENV_TOPIC_ARN: self.notifications.topic.topic_arn,
-                wiring.ENV_JOB_TTL_DAYS: str(settings.job_ttl_days),
+                wiring.ENV_JOB_TTL_DAYS: str(s.job_ttl_days),
                 **powertools,
             },
-            architecture=settings.lambda_architecture,
-            log_retention=retention,
-            table_removal_policy=data_policy,
-            log_removal_policy=data_policy,
+            architecture=s.lambda_architecture,
+            log_retention=self.retention,
+            table_removal_policy=self.data_policy,
+            log_removal_policy=self.data_policy,
         )
-        table = self.state.table
-
         self.ingest = IngestConstruct(
             self,
             "Ingest",
             code=code,
             environment={
-                wiring.ENV_TABLE_NAME: table.table_name,
+                wiring.ENV_TABLE_NAME: self.state.table.table_name,
                 wiring.ENV_EVENT_BUS_NAME: self.bus.bus.event_bus_name,
                 wiring.ENV_JOB_QUEUE: self.compute.job_queue.job_queue_arn,
                 wiring.ENV_JOB_DEFINITION: self.compute.job_definition.job_definition_arn,
-                wiring.ENV_MAX_IMAGE_BYTES: str(settings.max_image_bytes),
-                wiring.ENV_MAX_IMAGE_PIXELS: str(settings.max_image_pixels),
-                wiring.ENV_JOB_TTL_DAYS: str(settings.job_ttl_days),
+                wiring.ENV_MAX_IMAGE_BYTES: str(s.max_image_bytes),
+                wiring.ENV_MAX_IMAGE_PIXELS: str(s.max_image_pixels),
+                wiring.ENV_JOB_TTL_DAYS: str(s.job_ttl_days),
                 **powertools,
             },
-            architecture=settings.lambda_architecture,
-            reserved_concurrency=settings.ingest_reserved_concurrency,
-            batch_size=settings.ingest_batch_size,
-            log_retention=retention,
-            removal_policy=data_policy,
+            architecture=s.lambda_architecture,
+            reserved_concurrency=s.ingest_reserved_concurrency,
+            batch_size=s.ingest_batch_size,
+            log_retention=self.retention,
+            removal_policy=self.data_policy,
         )
         self.storage.notify_uploads(self.ingest.queue)
 
+    def _routing_and_monitoring(self) -> None:
+        s = self.settings
         self.routing = EventRoutingConstruct(
             self,
             "Routing",
             bus=self.bus.bus,
-            state_function=self.state.function,
+            state_function=cast(lambda_.IFunction, self.state.function),
             job_queue=self.compute.job_queue,
+            archive_days=s.event_archive_days,
         )
         self.monitoring = MonitoringConstruct(
             self,
@@ -160,28 +213,46 @@ class MeshdropStack(Stack):
             dead_letter_queues=[
                 self.ingest.dead_letter_queue,
                 self.routing.dead_letter_queue,
+                self.state.failure_queue,
             ],
-            functions=[self.ingest.function, self.state.function],
+            functions=[
+                cast(lambda_.IFunction, f) for f in (self.ingest.function, self.state.function)
+            ],
             failed_jobs_rule=self.routing.batch_failed_rule,
-            oldest_message_threshold=Duration.minutes(settings.oldest_message_alarm_minutes),
-            email=settings.alarm_email,
-            removal_policy=data_policy,
+            queue_blocked_rule=self.routing.queue_blocked_rule,
+            oldest_message_threshold=Duration.minutes(s.oldest_message_alarm_minutes),
+            runnable_threshold=Duration.minutes(s.runnable_timeout_minutes),
+            monthly_budget_usd=s.monthly_budget_usd,
+            email=s.alarm_email,
+            removal_policy=self.data_policy,
         )
 
-        self._grant()
-        self._outputs()
-        self._acknowledge()
-
     def _grant(self) -> None:
-        bucket = self.storage.bucket
-        images = bucket.arn_for_objects(f"{SOURCE_PREFIX}*")
-        assets = bucket.arn_for_objects(f"{ASSET_PREFIX}*")
-        read = ["s3:GetObject", "s3:GetObjectVersion"]
+        self._grant_job()
+        self._grant_ingest()
+        state = self.state.function
+        state.add_to_role_policy(self._table_statement())
+        # The topic uses the AWS-managed SNS key, whose key policy already lets account
+        # principals use it through SNS: sns:Publish is all the function needs.
+        state.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sns:Publish"], resources=[self.notifications.topic.topic_arn]
+            )
+        )
 
+    def _grant_job(self) -> None:
+        bucket = self.storage.bucket
         job_role = self.compute.job_role
-        job_role.add_to_principal_policy(iam.PolicyStatement(actions=read, resources=[images]))
         job_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[assets])
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[bucket.arn_for_objects(f"{SOURCE_PREFIX}*")],
+            )
+        )
+        job_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{ASSET_PREFIX}*")]
+            )
         )
         if self.settings.weights_s3_uri:
             weights_bucket, _, prefix = self.settings.weights_s3_uri[5:].partition("/")
@@ -200,8 +271,16 @@ class MeshdropStack(Stack):
             )
         self.bus.bus.grant_put_events_to(job_role)
 
+    def _grant_ingest(self) -> None:
+        bucket = self.storage.bucket
+        images = bucket.arn_for_objects(f"{SOURCE_PREFIX}*")
+        assets = bucket.arn_for_objects(f"{ASSET_PREFIX}*")
         ingest = self.ingest.function
-        ingest.add_to_role_policy(iam.PolicyStatement(actions=read, resources=[images, assets]))
+        ingest.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[images, assets]
+            )
+        )
         # Reusing an identical earlier asset is a server-side copy within 3d_assets/.
         ingest.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[assets]))
         # Without ListBucket, S3 answers 403 instead of 404 for a missing key, and the
@@ -222,32 +301,14 @@ class MeshdropStack(Stack):
         )
         self.bus.bus.grant_put_events_to(ingest)
 
-        state = self.state.function
-        state.add_to_role_policy(self._table_statement())
-        # The topic uses the AWS-managed SNS key, whose key policy already lets account
-        # principals use it through SNS: sns:Publish is all the function needs.
-        state.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sns:Publish"], resources=[self.notifications.topic.topic_arn]
-            )
-        )
-
     @property
     def batch_jobs_arn(self) -> str:
         """ARN pattern of Batch jobs: their ids are only known once submitted."""
         return self.format_arn(service="batch", resource="job", resource_name="*")
 
     def _table_statement(self) -> iam.PolicyStatement:
-        """Item reads and writes on the job table and its two indexes, named one by one."""
-        table_arn = self.state.table.table_arn
-        return iam.PolicyStatement(
-            actions=TABLE_ACTIONS,
-            resources=[
-                table_arn,
-                f"{table_arn}/index/{jobs.GSI_BY_STATE}",
-                f"{table_arn}/index/{jobs.GSI_BY_SOURCE}",
-            ],
-        )
+        """Item reads and writes on the job table (the handlers use no index)."""
+        return iam.PolicyStatement(actions=TABLE_ACTIONS, resources=[self.state.table.table_arn])
 
     def _outputs(self) -> None:
         outputs = {
@@ -262,95 +323,45 @@ class MeshdropStack(Stack):
             ),
             wiring.STACK_OUTPUT_TABLE: (self.state.table.table_name, "Job records"),
             "JobQueueName": (self.compute.job_queue.job_queue_name, "Batch job queue"),
+            "JobLogGroup": (self.compute.job_logs.log_group_name, "Generator job logs"),
             "AlarmTopicArn": (self.monitoring.alarm_topic.topic_arn, "Alarms"),
             "DashboardName": (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
         }
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)
 
-    def _acknowledge(self) -> None:
-        """cdk-nag findings that are deliberate, each with the reason it is acceptable."""
-
-        def ack(scope: Construct, rule: str, reason: str) -> None:
-            Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
-
-        bucket_arn = self.resolve(self.storage.bucket.bucket_arn)["Fn::GetAtt"][0]
-        for prefix in (SOURCE_PREFIX, ASSET_PREFIX):
-            for scope in (self.compute.job_role, self.ingest.function):
-                ack(
-                    scope,
-                    f"AwsSolutions-IAM5[Resource::<{bucket_arn}.Arn>/{prefix}*]",
-                    f"Object access is scoped to the {prefix} prefix of the meshdrop bucket; "
-                    "the objects' names are not known in advance.",
-                )
-        if self.settings.weights_s3_uri:
-            partition = self.partition
-            if Token.is_unresolved(partition):
-                partition = "<AWS::Partition>"  # how cdk-nag renders the pseudo parameter
-            weights = self.settings.weights_s3_uri.removeprefix("s3://")
-            ack(
-                self.compute.job_role,
-                f"AwsSolutions-IAM5[Resource::arn:{partition}:s3:::{weights}*]",
-                "Weights are read from the configured s3:// prefix only.",
+    def _warn(self) -> None:
+        """Deploy-time warnings (`cdk synth`/`cdk deploy` print them) for what will go unseen."""
+        s = self.settings
+        notes = Annotations.of(self)
+        if not s.alarm_email:
+            notes.add_warning_v2(
+                "meshdrop:no-alarm-subscriber",
+                f"{CONTEXT_PREFIX}alarm_email is empty: alarms and budget alerts go to a topic "
+                "nobody is subscribed to. Set it, or subscribe to the AlarmTopicArn output.",
             )
-        ack(
-            self.ingest.function,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:batch:<AWS::Region>:"
-            "<AWS::AccountId>:job/*]"
-            if Token.is_unresolved(self.region)
-            else f"AwsSolutions-IAM5[Resource::{self.batch_jobs_arn}]",
-            "Tagging applies to the jobs this function submits (batch:CreateAction=SubmitJob); "
-            "their ids do not exist before submission.",
-        )
-        for function in (self.ingest.function, self.state.function):
-            ack(
-                function,
-                "AwsSolutions-IAM5[Resource::*]",
-                "X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords support no resource.",
+        if not s.notification_email:
+            notes.add_warning_v2(
+                "meshdrop:no-notification-subscriber",
+                f"{CONTEXT_PREFIX}notification_email is empty: finished-job notifications reach "
+                "no one unless you subscribe to the TopicArn output.",
             )
-            ack(
-                function,
-                f"AwsSolutions-IAM4[Policy::{_MANAGED}/service-role/AWSLambdaBasicExecutionRole]",
-                "Lets the function write its own logs, nothing else.",
+        if s.monthly_budget_usd == 0:
+            notes.add_warning_v2(
+                "meshdrop:no-budget",
+                f"{CONTEXT_PREFIX}monthly_budget_usd is 0: no AWS Budgets alert guards spend.",
             )
-            ack(
-                function,
-                "AwsSolutions-L1",
-                "Python 3.12 on purpose: the handlers and the container share one Python version.",
+        if s.missing_weight_pins:
+            notes.add_warning_v2(
+                "meshdrop:weights-unpinned",
+                "The GPU image bakes TripoSR weights but "
+                f"{', '.join(s.missing_weight_pins)} are empty: the image build will stop "
+                "with an error. See docs/deploy.md (weights).",
             )
-        ack(
-            self.compute.container,
-            "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken supports no resource; the pull is scoped to the image repo.",
-        )
-        for environment in self.compute.compute_environments:
-            ack(
-                environment,
-                f"AwsSolutions-IAM4[Policy::{_MANAGED}/service-role/"
-                "AmazonEC2ContainerServiceforEC2Role]",
-                "The policy AWS Batch documents for the ECS agent on its instances.",
+        if not s.ami_id and Token.is_unresolved(self.region):
+            notes.add_warning_v2(
+                "meshdrop:ami-floats",
+                "No environment is named, so the AMI is read from "
+                f"{s.ami_parameter} at every deployment. Set {CONTEXT_PREFIX}ami_id, or deploy "
+                "with credentials (CDK_DEFAULT_ACCOUNT/REGION) so the lookup is cached.",
             )
-        notifications_handler = next(
-            child
-            for child in self.node.children
-            if child.node.id.startswith("BucketNotificationsHandler")
-        )
-        ack(
-            notifications_handler,
-            f"AwsSolutions-IAM4[Policy::{_MANAGED}/service-role/AWSLambdaBasicExecutionRole]",
-            "CDK's bucket-notification custom resource handler only writes its own logs.",
-        )
-        ack(
-            self.routing.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the EventBridge targets.",
-        )
-        ack(
-            self.routing.failed_jobs_queue,
-            "AwsSolutions-SQS3",
-            "Holds copies of failed-job events for inspection; EventBridge dead-letters "
-            "undeliverable ones to the target dead-letter queue.",
-        )
-
-
-_MANAGED = "arn:<AWS::Partition>:iam::aws:policy"

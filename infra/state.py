@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.lambda_code import python_function
 from meshdrop_contract import jobs, wiring
 
 STATE_HANDLER = "lambdas.state.handler.lambda_handler"
+#: Lambda's own retries of a failed asynchronous (EventBridge) invocation before the event goes
+#: to the failure queue, and how long an event may wait for them.
+ASYNC_RETRY_ATTEMPTS = 2
+ASYNC_MAX_EVENT_AGE = Duration.hours(6)
 
 
 class StateConstruct(Construct):
-    """On-demand table with the key, GSIs and TTL attribute of ``meshdrop_contract.jobs``."""
+    """On-demand table with the key, GSIs and TTL attribute of ``meshdrop_contract.jobs``.
+
+    EventBridge invokes the function asynchronously; its rules' dead-letter queue catches only
+    events EventBridge could not deliver. An event the function itself fails on goes, after
+    Lambda's retries, to ``failure_queue`` (an on-failure destination): each message is the
+    invocation record with the original event under ``requestPayload``, ready to replay.
+    """
 
     def __init__(
         self,
@@ -30,11 +44,38 @@ class StateConstruct(Construct):
         log_removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.table = self._table(table_removal_policy)
+        self.function = python_function(
+            self,
+            "Function",
+            code=code,
+            handler=STATE_HANDLER,
+            description="meshdrop state: apply job events to the job table, notify on completion",
+            environment={**environment, wiring.ENV_TABLE_NAME: self.table.table_name},
+            architecture=architecture,
+            log_retention=log_retention,
+            removal_policy=log_removal_policy,
+            timeout=Duration.seconds(30),
+            memory_mib=256,
+        )
+        self.failure_queue = sqs.Queue(
+            self,
+            "FailureQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.function.configure_async_invoke(
+            on_failure=cast(lambda_.IDestination, destinations.SqsDestination(self.failure_queue)),
+            retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            max_event_age=ASYNC_MAX_EVENT_AGE,
+        )
 
+    def _table(self, removal_policy: RemovalPolicy) -> dynamodb.TableV2:
         def string(name: str) -> dynamodb.Attribute:
             return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
 
-        self.table = dynamodb.TableV2(
+        return dynamodb.TableV2(
             self,
             "Jobs",
             partition_key=string(jobs.TABLE_PK),
@@ -56,19 +97,6 @@ class StateConstruct(Construct):
                     sort_key=string(jobs.GSI_BY_SOURCE_SK),
                 ),
             ],
-            removal_policy=table_removal_policy,
-            deletion_protection=table_removal_policy == RemovalPolicy.RETAIN,
-        )
-        self.function = python_function(
-            self,
-            "Function",
-            code=code,
-            handler=STATE_HANDLER,
-            description="meshdrop state: apply job events to the job table, notify on completion",
-            environment={**environment, wiring.ENV_TABLE_NAME: self.table.table_name},
-            architecture=architecture,
-            log_retention=log_retention,
-            removal_policy=log_removal_policy,
-            timeout=Duration.seconds(30),
-            memory_mib=256,
+            removal_policy=removal_policy,
+            deletion_protection=removal_policy == RemovalPolicy.RETAIN,
         )

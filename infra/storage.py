@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -70,6 +72,6 @@ class StorageConstruct(Construct):
         """Send an S3 event for every object created under ``images/`` (and nothing else)."""
         self.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
-            s3n.SqsDestination(queue),
+            cast(s3.IBucketNotificationDestination, s3n.SqsDestination(queue)),
             s3.NotificationKeyFilter(prefix=SOURCE_PREFIX),
         )

@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from meshdrop.cli import generate, local, model, remote
+    from meshdrop.cli import generate, local, model, remote, smoke
 
-    for module in (local, generate, remote, model):
+    for module in (local, generate, remote, model, smoke):
         module.register(app)
 
 

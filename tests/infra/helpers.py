@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk.assertions import Template
@@ -45,6 +46,6 @@ def object_patterns(statements: list[dict[str, Any]], action: str) -> set[str]:
     return found
 
 
-def single(found: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def single(found: Mapping[str, Any]) -> tuple[str, Any]:
     assert len(found) == 1, sorted(found)
     return next(iter(found.items()))

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 from aws_cdk import App, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Template
 
-from infra.compute import ComputeConstruct, instance_selection
+from infra.compute import ComputeConstruct, PinnedAmi, instance_selection, vcpu_split
 from meshdrop_contract import ExitCode, jobs
 from tests.infra.helpers import as_list, logical_ref, object_patterns, role_statements, single
 
 
-def environments(template: Template) -> dict[str, dict]:
+def environments(template: Template) -> Mapping[str, Any]:
     return template.find_resources("AWS::Batch::ComputeEnvironment")
 
 
-def test_environments_scale_to_zero_on_gpu_instances_with_the_nvidia_ami(
+def test_environments_scale_to_zero_on_sized_gpu_instances_with_the_nvidia_ami(
     template: Template,
 ) -> None:
     envs = environments(template)
@@ -25,10 +30,82 @@ def test_environments_scale_to_zero_on_gpu_instances_with_the_nvidia_ami(
     for env in envs.values():
         resources = env["Properties"]["ComputeResources"]
         assert resources["MinvCpus"] == 0
-        assert resources["MaxvCpus"] == 32
-        assert resources["InstanceTypes"] == ["g5", "g6"]
-        assert resources["Ec2Configuration"] == [{"ImageType": "ECS_AL2023_NVIDIA"}]
+        # Sized types only: a whole family would let Batch pick a g5.8xlarge for one job.
+        assert resources["InstanceTypes"] == ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"]
+        (config,) = resources["Ec2Configuration"]
+        assert config["ImageType"] == "ECS_AL2023_NVIDIA"
         assert "DesiredvCpus" not in resources
+
+
+def test_max_vcpus_is_a_hard_cap_across_spot_and_on_demand(template: Template) -> None:
+    caps = [
+        e["Properties"]["ComputeResources"]["MaxvCpus"] for e in environments(template).values()
+    ]
+    assert sorted(caps) == [16, 16]
+    assert sum(caps) == 32  # meshdrop:max_vcpus
+
+
+def test_the_ami_is_pinned_through_the_ssm_parameter_not_updated_by_batch(
+    template: Template,
+) -> None:
+    parameters = template.to_json()["Parameters"]
+    (ami_parameter,) = [
+        p
+        for p in parameters.values()
+        if p["Type"].startswith("AWS::SSM::Parameter::Value<AWS::EC2")
+    ]
+    assert ami_parameter["Default"] == (
+        "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+    )
+    for env in environments(template).values():
+        (config,) = env["Properties"]["ComputeResources"]["Ec2Configuration"]
+        assert "Ref" in config["ImageIdOverride"]
+        assert env["Properties"]["ReplaceComputeEnvironment"] is False
+        assert env["Properties"].get("UpdatePolicy", {}).get("UpdateToLatestImageVersion") in (
+            None,
+            False,
+        )
+
+
+def test_launch_template_requires_imdsv2_hop_1_and_an_encrypted_gp3_root(
+    template: Template,
+) -> None:
+    lid, lt = single(template.find_resources("AWS::EC2::LaunchTemplate"))
+    data = lt["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    (root,) = data["BlockDeviceMappings"]
+    assert root["DeviceName"] == "/dev/xvda"
+    assert root["Ebs"] == {
+        "DeleteOnTermination": True,
+        "Encrypted": True,
+        "VolumeSize": 100,
+        "VolumeType": "gp3",
+    }
+    for env in environments(template).values():
+        spec = env["Properties"]["ComputeResources"]["LaunchTemplate"]
+        assert logical_ref(spec["LaunchTemplateId"]) == lid
+
+
+def test_user_data_mounts_instance_store_as_scratch_in_mime_form(synthesized) -> None:
+
+    template = synthesized.template_json
+    (lt,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"]
+    encoded = lt["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+    text = encoded if isinstance(encoded, str) else json.dumps(encoded)
+    assert "multipart/mixed" in text  # Batch merges only MIME multi-part user data
+    assert "Amazon_EC2_NVMe_Instance_Storage" in text
+    assert "mount -o noatime" in text
+    assert "chmod 1777 /scratch" in text
+
+
+def test_jobs_use_the_scratch_volume_as_tmpdir(template: Template) -> None:
+    _, definition = single(template.find_resources("AWS::Batch::JobDefinition"))
+    container = definition["Properties"]["ContainerProperties"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["TMPDIR"] == "/scratch"
+    assert container["Volumes"] == [{"Name": "scratch", "Host": {"SourcePath": "/scratch"}}]
+    assert container["MountPoints"] == [{"SourceVolume": "scratch", "ContainerPath": "/scratch"}]
 
 
 def test_spot_environment_comes_before_on_demand(template: Template) -> None:
@@ -44,12 +121,14 @@ def test_spot_environment_comes_before_on_demand(template: Template) -> None:
     ]
 
 
-def test_queue_cancels_jobs_stuck_for_misconfiguration(template: Template) -> None:
+def test_queue_cancels_jobs_stuck_for_capacity_or_misconfiguration(template: Template) -> None:
     _, queue = single(template.find_resources("AWS::Batch::JobQueue"))
     actions = queue["Properties"]["JobStateTimeLimitActions"]
     assert {a["Reason"] for a in actions} == {
+        "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
         "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
         "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        "MISCONFIGURATION:SERVICE_ROLE_PERMISSIONS",
     }
     assert all(a["Action"] == "CANCEL" and a["State"] == "RUNNABLE" for a in actions)
     assert all(a["MaxTimeSeconds"] == 30 * 60 for a in actions)
@@ -88,8 +167,8 @@ def test_job_gets_the_bus_and_logs_to_its_log_group(template: Template) -> None:
     container = definition["Properties"]["ContainerProperties"]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert logical_ref(env[jobs.ENV_EVENT_BUS]).startswith("EventsBus")
-    # No weights configured and none in gpu_container/weights: the weight-free backend.
-    assert jobs.ENV_WEIGHTS not in env
+    # The default GPU image bakes the weights in the Hub's layout.
+    assert env[jobs.ENV_WEIGHTS] == "/opt/meshdrop/weights/triposr"
     log = container["LogConfiguration"]
     assert log["LogDriver"] == "awslogs"
     assert logical_ref(log["Options"]["awslogs-group"]).startswith("ComputeJobLogs")
@@ -103,6 +182,10 @@ def test_job_image_is_a_docker_asset_built_from_the_dockerfile(synthesized) -> N
     assert len(images) == 1
     source = next(iter(images.values()))["source"]
     assert source["dockerFile"] == "gpu_container/Dockerfile"
+    assert source["dockerBuildTarget"] == "gpu"
+    assert source["platform"] == "linux/amd64"
+    assert source["dockerBuildArgs"]["BAKE_WEIGHTS"] == "1"
+    assert source["dockerBuildArgs"]["MESHDROP_MODEL_REPO"] == "stabilityai/TripoSR"
     staged = synthesized.outdir / source["directory"]
     # Only what the image copies is staged: no venv, no node_modules, no tests.
     assert (staged / "gpu_container" / "Dockerfile").exists()
@@ -153,7 +236,11 @@ def test_on_demand_only_when_spot_is_off() -> None:
     ComputeConstruct(
         stack,
         "Compute",
+        gpu=True,
         instance_types=["g6.xlarge"],
+        machine_image=PinnedAmi("ami-0123456789abcdef0"),
+        root_volume_gib=80,
+        image=ecs.ContainerImage.from_registry("example/generator:1"),
         max_vcpus=8,
         spot=False,
         job_vcpus=4,
@@ -171,5 +258,38 @@ def test_on_demand_only_when_spot_is_off() -> None:
     assert resources["Type"] == "EC2"
     assert resources["InstanceTypes"] == ["g6.xlarge"]
     assert resources["MinvCpus"] == 0
+    assert resources["MaxvCpus"] == 8  # no Spot: the on-demand environment gets the whole cap
+    assert resources["Ec2Configuration"][0]["ImageIdOverride"] == "ami-0123456789abcdef0"
     _, queue = single(template.find_resources("AWS::Batch::JobQueue"))
     assert len(queue["Properties"]["ComputeEnvironmentOrder"]) == 1
+
+
+def test_vcpu_split_never_exceeds_the_cap() -> None:
+    assert vcpu_split(32, spot=True) == [
+        ("SpotEnvironment", True, 16),
+        ("OnDemandEnvironment", False, 16),
+    ]
+    assert sum(v for _, _, v in vcpu_split(33, spot=True)) == 33
+    assert vcpu_split(8, spot=False) == [("OnDemandEnvironment", False, 8)]
+
+
+def test_cpu_compute_runs_the_slim_image_without_a_gpu(tmp_path) -> None:
+    from tests.infra.conftest import synthesize
+
+    result = synthesize(tmp_path, compute="cpu", spot=False)
+    assert result.violations == []
+    template = Template.from_stack(result.stack)
+    (env,) = template.find_resources("AWS::Batch::ComputeEnvironment").values()
+    resources = env["Properties"]["ComputeResources"]
+    assert resources["InstanceTypes"] == ["m7i.xlarge", "m6i.xlarge"]
+    assert resources["Ec2Configuration"][0]["ImageType"] == "ECS_AL2023"
+    _, definition = single(template.find_resources("AWS::Batch::JobDefinition"))
+    container = definition["Properties"]["ContainerProperties"]
+    kinds = {r["Type"] for r in container["ResourceRequirements"]}
+    assert kinds == {"VCPU", "MEMORY"}  # no GPU
+    env_vars = {e["Name"] for e in container["Environment"]}
+    assert jobs.ENV_WEIGHTS not in env_vars  # the weight-free backend
+    manifest = json.loads(next(result.outdir.glob("*.assets.json")).read_text())
+    (image,) = manifest["dockerImages"].values()
+    assert image["source"]["dockerBuildTarget"] == "cpu"
+    assert image["source"]["dockerBuildArgs"] == {"BAKE_WEIGHTS": "0"}

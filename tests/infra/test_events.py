@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any, cast
 
 import pytest
 from aws_cdk.assertions import Template
@@ -17,7 +19,7 @@ from meshdrop_contract import (
 from tests.infra.helpers import logical_ref, single
 
 
-def rules(template: Template) -> dict[str, dict]:
+def rules(template: Template) -> Mapping[str, Any]:
     return template.find_resources("AWS::Events::Rule")
 
 
@@ -31,9 +33,13 @@ def job_queue_ref(template: Template) -> dict:
     return {"Fn::GetAtt": [lid, "JobQueueArn"]}
 
 
+def archives(template: Template) -> Mapping[str, Any]:
+    return template.find_resources("AWS::Events::Archive")
+
+
 def test_bus_has_an_archive_of_meshdrop_events(template: Template) -> None:
     bus_id, _ = single(template.find_resources("AWS::Events::EventBus"))
-    _, archive = single(template.find_resources("AWS::Events::Archive"))
+    (archive,) = [a for lid, a in archives(template).items() if lid.startswith("EventsBus")]
     props = archive["Properties"]
     assert props["SourceArn"] == {"Fn::GetAtt": [bus_id, "Arn"]}
     assert props["EventPattern"] == meshdrop_job_events_pattern()
@@ -50,7 +56,8 @@ def test_job_events_rule_uses_the_contract_pattern_on_the_meshdrop_bus(
 
 def test_batch_rule_matches_this_queue_on_the_default_bus(template: Template) -> None:
     props = rule(template, "RoutingBatchJobStateRule")
-    assert props["EventPattern"] == batch_job_state_pattern(job_queue_ref(template))
+    # The template holds the queue ARN as a GetAtt where the contract expects the ARN text.
+    assert props["EventPattern"] == batch_job_state_pattern(cast(str, job_queue_ref(template)))
     # Batch publishes only to the default bus.
     assert "EventBusName" not in props
 
@@ -111,3 +118,25 @@ def test_schema_names_are_valid_registry_names() -> None:
     names = [schema_name(t) for t in DetailType]
     assert len(set(names)) == len(names)
     assert all(n.startswith("meshdrop@") and " " not in n for n in names)
+
+
+def test_batch_events_of_the_queue_are_archived_on_the_default_bus(template: Template) -> None:
+    (archive,) = [a for lid, a in archives(template).items() if lid.startswith("RoutingBatch")]
+    props = archive["Properties"]
+    source = json.dumps(props["SourceArn"])
+    assert ":event-bus/default" in source
+    pattern = props["EventPattern"]
+    assert pattern["source"] == ["aws.batch"]
+    assert set(pattern["detail-type"]) == {"Batch Job State Change", "Batch Job Queue Blocked"}
+    assert logical_ref(pattern["detail"]["jobQueue"][0]).startswith("ComputeJobQueue")
+    assert props["RetentionDays"] == 30
+
+
+def test_queue_blocked_events_of_the_queue_are_kept_for_the_alarm(template: Template) -> None:
+    props = rule(template, "RoutingBatchQueueBlockedRule")
+    pattern = props["EventPattern"]
+    assert pattern["detail-type"] == ["Batch Job Queue Blocked"]
+    assert logical_ref(pattern["detail"]["jobQueue"][0]).startswith("ComputeJobQueue")
+    (target,) = props["Targets"]
+    assert logical_ref(target["Arn"]).startswith("RoutingFailedJobsQueue")
+    assert logical_ref(target["DeadLetterConfig"]["Arn"]).startswith("RoutingTargetDeadLetter")

@@ -106,21 +106,21 @@ def _queue_id(template: Template) -> str:
 
 
 def test_ingest_reads_images_and_writes_only_assets(template: Template) -> None:
-    statements = role_statements(template, "IngestFunctionServiceRole")
+    statements = role_statements(template, "IngestFunctionRole")
     assert object_patterns(statements, "s3:GetObject") == {"/images/*", "/3d_assets/*"}
     assert object_patterns(statements, "s3:PutObject") == {"/3d_assets/*"}
     assert object_patterns(statements, "s3:DeleteObject") == set()
 
 
 def test_ingest_may_list_the_bucket_so_missing_keys_are_404(template: Template) -> None:
-    statements = role_statements(template, "IngestFunctionServiceRole")
+    statements = role_statements(template, "IngestFunctionRole")
     (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
     assert logical_ref(listing["Resource"]).startswith("StorageBucket")
     assert listing["Resource"]["Fn::GetAtt"][1] == "Arn"  # the bucket itself, no objects
 
 
 def test_ingest_may_tag_only_jobs_it_submits(template: Template) -> None:
-    statements = role_statements(template, "IngestFunctionServiceRole")
+    statements = role_statements(template, "IngestFunctionRole")
     (tagging,) = [s for s in statements if s["Action"] == "batch:TagResource"]
     assert tagging["Condition"] == {"StringEquals": {"batch:CreateAction": "SubmitJob"}}
     parts = tagging["Resource"]["Fn::Join"][1]
@@ -129,7 +129,7 @@ def test_ingest_may_tag_only_jobs_it_submits(template: Template) -> None:
 
 
 def test_ingest_may_submit_only_to_its_queue_and_definition(template: Template) -> None:
-    statements = role_statements(template, "IngestFunctionServiceRole")
+    statements = role_statements(template, "IngestFunctionRole")
     (submit,) = [s for s in statements if s["Action"] == "batch:SubmitJob"]
     refs = {logical_ref(r) for r in submit["Resource"]}
     assert any(r.startswith("ComputeJobQueue") for r in refs), refs
@@ -138,7 +138,7 @@ def test_ingest_may_submit_only_to_its_queue_and_definition(template: Template) 
 
 
 def test_ingest_puts_events_on_the_meshdrop_bus_only(template: Template) -> None:
-    statements = role_statements(template, "IngestFunctionServiceRole")
+    statements = role_statements(template, "IngestFunctionRole")
     (put,) = [s for s in statements if s["Action"] == "events:PutEvents"]
     assert logical_ref(put["Resource"]).startswith("EventsBus")
 

@@ -84,16 +84,21 @@ def test_command_line_strings_are_converted() -> None:
         ({"job_attempts": 11}, r"\[1, 10\]"),
         ({"weights_s3_uri": "https://x"}, "s3://bucket/prefix"),
         ({"account": "123456789012"}, "set both meshdrop:account and meshdrop:region"),
-        ({"weights_url": "https://example.com/w.tgz"}, "needs meshdrop:weights_sha256"),
+        ({"weights_s3_uri": "s3://bucket/weights/"}, "needs meshdrop:weights_s3_sha256"),
         (
-            {
-                "weights_url": "https://example.com/w.tgz",
-                "weights_sha256": "a" * 64,
-                "weights_s3_uri": "s3://bucket/weights/",
-            },
-            "choose one of",
+            {"weights_s3_uri": "s3://bkt/w/", "weights_s3_sha256": "a" * 64, "compute": "cpu"},
+            "needs compute=gpu",
         ),
+        ({"weights_model_sha256": "ABC"}, "64 lower-case hex digits"),
+        ({"weights_revision": "main"}, "a 40-hex-digit Hub commit"),
+        ({"ami_id": "ubuntu"}, "an AMI id"),
+        ({"ami_ssm_parameter": "aws/x"}, "an SSM parameter name"),
+        ({"root_volume_gib": 20}, r"\[30, 16384\]"),
+        ({"compute": "tpu"}, "expected one of gpu, cpu"),
+        ({"image_build": "cloud"}, "expected one of local, codebuild"),
+        ({"monthly_budget_usd": -1}, r"\[0, 1000000\]"),
         ({"job_vcpus": 8, "max_vcpus": 4}, "no job could ever start"),
+        ({"job_vcpus": 4, "max_vcpus": 6}, "Spot and on-demand each get half"),
         ({"max_vcpu": 4}, "unknown setting.*meshdrop:max_vcpu"),
     ],
 )
@@ -102,10 +107,31 @@ def test_bad_values_fail_with_the_key_named(raw: dict, message: str) -> None:
         MeshdropSettings.from_mapping(raw)
 
 
-def test_environment_is_agnostic_unless_both_account_and_region_are_set() -> None:
-    assert MeshdropSettings().environment is None
+def test_environment_comes_from_settings_else_the_cli_credentials() -> None:
+    assert MeshdropSettings().environment() is None
+    assert MeshdropSettings().environment({"CDK_DEFAULT_REGION": "eu-west-1"}) is None
+    cli = {"CDK_DEFAULT_ACCOUNT": "111111111111", "CDK_DEFAULT_REGION": "us-east-2"}
+    assert MeshdropSettings().environment(cli) == {"account": "111111111111", "region": "us-east-2"}
     settings = MeshdropSettings.from_mapping({"account": "123456789012", "region": "eu-west-1"})
-    assert settings.environment == {"account": "123456789012", "region": "eu-west-1"}
+    assert settings.environment(cli) == {"account": "123456789012", "region": "eu-west-1"}
+
+
+def test_gpu_with_baked_weights_is_the_default_shape() -> None:
+    settings = MeshdropSettings()
+    assert (settings.compute, settings.weights_mode) == ("gpu", "baked")
+    assert settings.instance_types == ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")
+    assert settings.ami_parameter.endswith("/amazon-linux-2023/gpu/recommended/image_id")
+    # No checksum is invented: the build needs them from whoever deploys.
+    assert settings.missing_weight_pins == [
+        "meshdrop:weights_revision",
+        "meshdrop:weights_config_sha256",
+        "meshdrop:weights_model_sha256",
+        "meshdrop:u2net_sha256",
+    ]
+    cpu = MeshdropSettings.from_mapping({"compute": "cpu"})
+    assert (cpu.weights_mode, cpu.missing_weight_pins) == ("none", [])
+    assert cpu.instance_types == ("m7i.xlarge", "m6i.xlarge")
+    assert cpu.ami_parameter.endswith("/amazon-linux-2023/recommended/image_id")
 
 
 def test_empty_strings_mean_unset() -> None:
@@ -121,4 +147,4 @@ def test_from_context_reads_the_app_context() -> None:
     settings = MeshdropSettings.from_context(app.node)
     assert settings.max_vcpus == 8
     assert settings.spot is False
-    assert settings.gpu_instance_types == ("g5", "g6")
+    assert settings.gpu_instance_types == ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")

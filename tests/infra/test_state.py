@@ -60,7 +60,7 @@ def test_state_function_is_configured_from_the_contract(template: Template) -> N
 
 
 def test_state_function_may_use_the_table_and_publish_only(template: Template) -> None:
-    statements = role_statements(template, "StateFunctionServiceRole")
+    statements = role_statements(template, "StateFunctionRole")
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert "sns:Publish" in actions
     assert not any(a.startswith(("s3:", "batch:", "events:")) for a in actions)
@@ -68,9 +68,38 @@ def test_state_function_may_use_the_table_and_publish_only(template: Template) -
     assert logical_ref(publish["Resource"]).startswith("NotificationsTopic")
     table_statements = [s for s in statements if "dynamodb:UpdateItem" in as_list(s["Action"])]
     (st,) = table_statements
-    resources = as_list(st["Resource"])
-    # The table and its two indexes, each named: no index/* wildcard.
-    assert len(resources) == 3
-    joined = [r["Fn::Join"][1][-1] for r in resources if "Fn::Join" in r]
-    assert sorted(joined) == sorted([f"/index/{jobs.GSI_BY_STATE}", f"/index/{jobs.GSI_BY_SOURCE}"])
-    assert "dynamodb:Scan" not in as_list(st["Action"])
+    # Exactly what lambdas/common/jobstore.py calls: no deletes, queries, scans or indexes.
+    assert set(as_list(st["Action"])) == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    }
+    (resource,) = as_list(st["Resource"])
+    assert logical_ref(resource).startswith("StateJobs")
+
+
+def test_functions_log_only_to_their_own_log_groups(template: Template) -> None:
+    for prefix in ("StateFunctionRole", "IngestFunctionRole"):
+        statements = role_statements(template, prefix)
+        (logs,) = [s for s in statements if "logs:PutLogEvents" in as_list(s["Action"])]
+        assert set(as_list(logs["Action"])) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+        group = prefix.removesuffix("Role") + "Logs"
+        assert logical_ref(logs["Resource"]).startswith(group)
+    roles = template.find_resources("AWS::IAM::Role")
+    ours = [
+        r for lid, r in roles.items() if lid.startswith(("StateFunctionRole", "IngestFunctionRole"))
+    ]
+    assert len(ours) == 2
+    assert all("ManagedPolicyArns" not in r["Properties"] for r in ours)
+
+
+def test_failed_async_invocations_go_to_a_failure_queue(template: Template) -> None:
+    _, config = single(template.find_resources("AWS::Lambda::EventInvokeConfig"))
+    props = config["Properties"]
+    assert logical_ref(props["FunctionName"]).startswith("StateFunction")
+    assert props["MaximumRetryAttempts"] == 2
+    destination = props["DestinationConfig"]["OnFailure"]["Destination"]
+    assert logical_ref(destination).startswith("StateFailureQueue")
+    statements = role_statements(template, "StateFunctionRole")
+    (send,) = [s for s in statements if "sqs:SendMessage" in as_list(s["Action"])]
+    assert logical_ref(send["Resource"]).startswith("StateFailureQueue")

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Template
 from meshdrop_contract import ASSET_PREFIX, SOURCE_PREFIX
 
 
-def data_bucket(template: Template) -> tuple[str, dict[str, Any]]:
+def data_bucket(template: Template) -> tuple[str, Any]:
     buckets = template.find_resources(
         "AWS::S3::Bucket", {"Properties": {"VersioningConfiguration": {"Status": "Enabled"}}}
     )

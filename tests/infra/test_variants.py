@@ -1,4 +1,5 @@
-"""Non-default settings: weights from S3, no Spot, e-mails, destroy on delete, fixed env."""
+"""Non-default settings: weights from S3, no Spot, e-mails, destroy on delete, fixed env,
+a pinned AMI, a bigger root volume, no budget."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Template
 
+from infra.image import BAKED_WEIGHTS_DIR
 from infra.settings import MeshdropSettings
-from infra.stack import BAKED_WEIGHTS_DIR, weights_location
+from infra.stack import ENV_WEIGHTS_SHA256, weights_location
 from meshdrop_contract import jobs
 from tests.infra.conftest import cdk_context
 from tests.infra.helpers import as_list, role_statements, single
@@ -16,6 +18,10 @@ from tests.infra.helpers import as_list, role_statements, single
 VARIANT = {
     "spot": False,
     "weights_s3_uri": "s3://model-bucket/meshdrop/v1/",
+    "weights_s3_sha256": "b" * 64,
+    "ami_id": "ami-0123456789abcdef0",
+    "root_volume_gib": 150,
+    "monthly_budget_usd": 0,
     "alarm_email": "ops@example.com",
     "notification_email": "team@example.com",
     "removal_policy": "destroy",
@@ -27,15 +33,21 @@ VARIANT = {
 
 
 @pytest.fixture(scope="module")
-def variant() -> Template:
+def variant_app(tmp_path_factory: pytest.TempPathFactory):
     from aws_cdk import App
 
     from infra.app import build
 
-    app = App(context=cdk_context(**VARIANT))
+    app = App(context=cdk_context(**VARIANT), outdir=str(tmp_path_factory.mktemp("variant")))
     stack = build(app)
     assert stack.stack_name == "meshdrop-dev"
-    return Template.from_stack(stack)
+    app.synth()
+    return app
+
+
+@pytest.fixture(scope="module")
+def variant(variant_app) -> Template:
+    return Template.from_stack(variant_app.node.find_child("meshdrop-dev"))
 
 
 def test_without_spot_only_on_demand_serves_the_queue(variant: Template) -> None:
@@ -51,6 +63,9 @@ def test_weights_from_s3_reach_the_job_and_only_that_prefix_is_readable(
     container = definition["Properties"]["ContainerProperties"]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     assert env[jobs.ENV_WEIGHTS] == VARIANT["weights_s3_uri"]
+    # Each instance downloads once to scratch (TMPDIR) and checks the pinned SHA256SUMS.
+    assert env[ENV_WEIGHTS_SHA256] == "b" * 64
+    assert env["TMPDIR"] == "/scratch"
     statements = role_statements(variant, "ComputeJobRole")
     resources = {str(r) for s in statements for r in as_list(s["Resource"])}
     assert "arn:aws:s3:::model-bucket/meshdrop/v1/*" in resources
@@ -86,16 +101,46 @@ def test_explicit_environment_and_architecture(variant: Template) -> None:
     assert table["Properties"]["Replicas"][0]["Region"] == "eu-west-1"
 
 
-def test_weights_location_names_baked_weights_only_when_there_are_some(tmp_path: Path) -> None:
-    empty = tmp_path / "weights"
-    assert weights_location(MeshdropSettings(), empty) == ""
-    empty.mkdir()
-    assert weights_location(MeshdropSettings(), empty) == ""
-    (empty / "u2net.onnx").write_bytes(b"onnx")
-    assert weights_location(MeshdropSettings(), empty) == BAKED_WEIGHTS_DIR
-    baked = MeshdropSettings.from_mapping(
-        {"weights_url": "https://example.com/w.tar.gz", "weights_sha256": "0" * 64}
+def test_weights_location_follows_the_weights_mode() -> None:
+    assert weights_location(MeshdropSettings()) == BAKED_WEIGHTS_DIR
+    assert weights_location(MeshdropSettings.from_mapping({"compute": "cpu"})) == ""
+    s3 = MeshdropSettings.from_mapping(
+        {"weights_s3_uri": "s3://bkt/p/", "weights_s3_sha256": "c" * 64}
     )
-    assert weights_location(baked, tmp_path / "none") == BAKED_WEIGHTS_DIR
-    s3 = MeshdropSettings.from_mapping({"weights_s3_uri": "s3://bkt/p/"})
-    assert weights_location(s3, empty) == "s3://bkt/p/"
+    assert weights_location(s3) == "s3://bkt/p/"
+
+
+def test_s3_weights_build_the_gpu_image_without_baking(variant_app) -> None:
+    import json
+
+    outdir = Path(variant_app.outdir)
+    manifest = json.loads(next(outdir.glob("*.assets.json")).read_text())
+    (image,) = manifest["dockerImages"].values()
+    assert image["source"]["dockerBuildTarget"] == "gpu"
+    assert image["source"]["dockerBuildArgs"] == {"BAKE_WEIGHTS": "0"}
+
+
+def test_a_pinned_ami_id_and_root_size_reach_the_instances(variant: Template) -> None:
+    for env in variant.find_resources("AWS::Batch::ComputeEnvironment").values():
+        (config,) = env["Properties"]["ComputeResources"]["Ec2Configuration"]
+        assert config["ImageIdOverride"] == "ami-0123456789abcdef0"
+    _, lt = single(variant.find_resources("AWS::EC2::LaunchTemplate"))
+    assert (
+        lt["Properties"]["LaunchTemplateData"]["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 150
+    )
+
+
+def test_a_named_environment_spreads_over_three_azs(variant: Template) -> None:
+    subnets = variant.find_resources("AWS::EC2::Subnet")
+    assert len(subnets) == 3
+
+
+def test_budget_zero_creates_no_budget(variant: Template) -> None:
+    variant.resource_count_is("AWS::Budgets::Budget", 0)
+
+
+def test_subscribed_topics_raise_no_subscriber_warnings(variant_app) -> None:
+    stack = variant_app.node.find_child("meshdrop-dev")
+    texts = [m.data for m in stack.node.metadata if m.type == "aws:cdk:warning"]
+    assert not any("alarm_email is empty" in str(t) for t in texts)
+    assert any("monthly_budget_usd is 0" in str(t) for t in texts)
