@@ -300,8 +300,7 @@ def resolve_weights(location: str | None, s3_client: Any | None = None) -> Path 
         return path
     if parsed.scheme != "s3":
         raise ValueError(f"{ENV_WEIGHTS} must be a local path or s3:// URI, not {location!r}")
-    if s3_client is None:
-        s3_client = _boto_client("s3")
+    s3: Any = s3_client if s3_client is not None else _boto_client("s3")
     bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
     cache_root = Path(tempfile.gettempdir())  # TMPDIR points it at the instance store
     target = cache_root / "meshdrop-weights" / bucket / prefix
@@ -309,7 +308,7 @@ def resolve_weights(location: str | None, s3_client: Any | None = None) -> Path 
     if marker.exists():
         return target
     target.mkdir(parents=True, exist_ok=True)
-    paginator = s3_client.get_paginator("list_objects_v2")
+    paginator = s3.get_paginator("list_objects_v2")
     count = 0
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
@@ -320,7 +319,7 @@ def resolve_weights(location: str | None, s3_client: Any | None = None) -> Path 
             if not dest.is_relative_to(target.resolve()):
                 raise ValueError(f"weight key {obj['Key']!r} escapes the cache directory")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            s3_client.download_file(bucket, obj["Key"], str(dest))
+            s3.download_file(bucket, obj["Key"], str(dest))
             count += 1
     if count == 0:
         raise FileNotFoundError(f"no weights under {location}")
@@ -368,7 +367,7 @@ def _boto_client(service: str) -> Any:
     # Standard retry mode already backs off on throttling; a few extra tries keep short
     # blips from costing a whole Batch attempt.
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10)
-    return boto3.client(service, config=config)
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
 def download_source(s3: Any, spec: JobSpec) -> tuple[bytes, str]:

@@ -100,7 +100,7 @@ def bench_ingest(records: int, work: Path, timer: CallTimer | None = None) -> li
         handler = pump._handler
         pending = records
         while pending > 0:
-            messages = pipeline.sqs.receive_message(
+            messages: list[dict[str, Any]] = pipeline.sqs.receive_message(  # type: ignore[assignment]
                 QueueUrl=pipeline.resources.ingest_queue_url,
                 MaxNumberOfMessages=10,
                 AttributeNames=["All"],

@@ -23,7 +23,8 @@ def client(service: str) -> Any:
 
 @cache
 def dynamodb_table(name: str) -> Any:
-    return boto3.resource("dynamodb", config=_CONFIG).Table(name)
+    resource: Any = boto3.resource("dynamodb", config=_CONFIG)  # type: ignore[call-overload]
+    return resource.Table(name)
 
 
 def reset_clients() -> None:

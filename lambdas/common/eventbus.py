@@ -16,8 +16,11 @@ class EventPublishError(RuntimeError):
 
 def emit(detail_type: DetailType, detail: Mapping[str, Any], bus: str) -> str:
     """Put one meshdrop event on ``bus`` and return its event id."""
-    response = client("events").put_events(Entries=[put_events_entry(detail_type, detail, bus)])
-    entry = (response.get("Entries") or [{}])[0]
+    response: Mapping[str, Any] = client("events").put_events(
+        Entries=[put_events_entry(detail_type, detail, bus)]
+    )
+    entries: list[Mapping[str, Any]] = response.get("Entries") or []
+    entry: Mapping[str, Any] = entries[0] if entries else {}
     # PutEvents answers 200 even when an entry failed; only the count and the entry tell.
     if response.get("FailedEntryCount", 0) or "EventId" not in entry:
         code = entry.get("ErrorCode", "unknown")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.conditions import Attr, ConditionBase
 from boto3.dynamodb.types import TypeDeserializer
@@ -52,9 +52,9 @@ def to_dynamo(value: Any) -> Any:
     if isinstance(value, float):
         return Decimal(str(value))
     if isinstance(value, Mapping):
-        return {str(k): to_dynamo(v) for k, v in value.items()}
+        return {str(k): to_dynamo(v) for k, v in cast("Mapping[object, object]", value).items()}
     if isinstance(value, list | tuple):
-        return [to_dynamo(v) for v in value]
+        return [to_dynamo(v) for v in cast("Sequence[object]", value)]
     return value
 
 
@@ -63,9 +63,9 @@ def from_dynamo(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Mapping):
-        return {str(k): from_dynamo(v) for k, v in value.items()}
+        return {str(k): from_dynamo(v) for k, v in cast("Mapping[object, object]", value).items()}
     if isinstance(value, list | tuple | set):
-        return [from_dynamo(v) for v in value]
+        return [from_dynamo(v) for v in cast("Iterable[object]", value)]
     return value
 
 

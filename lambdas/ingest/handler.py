@@ -12,8 +12,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
-    process_partial_response,
+    process_partial_response,  # pyright: ignore[reportUnknownVariableType]
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -57,7 +58,7 @@ def record_handler(record: SQSRecord) -> list[Outcome]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     ingest_settings()  # a broken configuration fails the whole batch, loudly, before any record
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

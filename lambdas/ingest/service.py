@@ -82,7 +82,7 @@ def uploads_from_body(body: str) -> list[Upload] | None:
     payload = json.loads(body)
     if payload.get("Event") == "s3:TestEvent":
         return None
-    uploads = []
+    uploads: list[Upload] = []
     for record in S3Event(payload).records:
         obj = record.s3.get_object
         etag = obj.etag.strip('"') or None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from meshdrop_contract import ErrorKind, ExitCode, JobState, job_id_from_batch_job_name
 
@@ -43,30 +43,42 @@ class BatchChange:
 
     job_id: str
     target: JobState | None  # None: nothing to record as a state (see ``failure``)
-    attrs: dict[str, Any] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict[str, Any])
     failure: BatchFailure | None = None
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    """``value`` when it is an object, else empty: Batch details are read, never trusted."""
+    return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else {}
+
+
+def _attempts(detail: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    attempts: object = detail.get("attempts")
+    if not isinstance(attempts, list):
+        return []
+    return [_mapping(a) for a in cast("list[object]", attempts) if _mapping(a)]
+
+
 def _last_attempt(detail: Mapping[str, Any]) -> Mapping[str, Any]:
-    attempts = detail.get("attempts") or []
+    attempts = _attempts(detail)
     return attempts[-1] if attempts else {}
 
 
 def _exit_code(detail: Mapping[str, Any]) -> int | None:
     for source in (_last_attempt(detail).get("container"), detail.get("container")):
-        if isinstance(source, Mapping) and isinstance(source.get("exitCode"), int):
-            return int(source["exitCode"])
+        code = _mapping(source).get("exitCode")
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
     return None
 
 
 def _status_reason(detail: Mapping[str, Any]) -> str:
     last = _last_attempt(detail)
-    container = detail.get("container") or {}
     for text in (
         detail.get("statusReason"),
         last.get("statusReason"),
-        (last.get("container") or {}).get("reason"),
-        container.get("reason"),
+        _mapping(last.get("container")).get("reason"),
+        _mapping(detail.get("container")).get("reason"),
     ):
         if isinstance(text, str) and text.strip():
             return text.strip()
@@ -107,8 +119,8 @@ def batch_failure(detail: Mapping[str, Any]) -> BatchFailure:
     exit_code = _exit_code(detail)
     status_reason = _status_reason(detail)
     kind = error_kind_for(exit_code, status_reason)
-    attempts = len(detail.get("attempts") or [])
-    max_attempts = int((detail.get("retryStrategy") or {}).get("attempts") or 1)
+    attempts = len(_attempts(detail))
+    max_attempts = int(_mapping(detail.get("retryStrategy")).get("attempts") or 1)
     # Only transient failures are retried (job definition: evaluateOnExit on exit code 75 and
     # "Host EC2*"); bad input and quality failures are final on the first attempt.
     final = kind is not ErrorKind.TRANSIENT or attempts >= max_attempts

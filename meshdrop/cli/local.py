@@ -16,6 +16,7 @@ from .options import BackendOption, FormatOption, NoTextureOption, PresetOption,
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.live import Live
     from rich.table import Table
 
     from meshdrop.local.pipeline import JobReport
@@ -84,11 +85,11 @@ def _shown_path(path: str | None) -> str | None:
         return path
 
 
-def _live(err: Console, quiet: bool) -> contextlib.AbstractContextManager[object]:
+def _live(err: Console, quiet: bool) -> contextlib.AbstractContextManager[Live | None]:
+    if quiet or not err.is_terminal:
+        return contextlib.nullcontext(None)
     from rich.live import Live
 
-    if quiet or not err.is_terminal:
-        return contextlib.nullcontext()
     return Live(console=err, refresh_per_second=4, transient=False)
 
 
@@ -129,7 +130,7 @@ def run(
         last: list[str] = []
 
         def on_update(reports: list[JobReport]) -> None:
-            if live is not None and hasattr(live, "update"):
+            if live is not None:
                 live.update(_progress_table(reports))
                 return
             states = [f"{Path(r.file).name}:{r.status}" for r in reports]

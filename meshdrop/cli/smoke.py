@@ -136,7 +136,8 @@ class NotificationListener:
             QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
         )
         found = None
-        for message in response.get("Messages", []):
+        messages: list[dict[str, Any]] = response.get("Messages", [])  # type: ignore[assignment]
+        for message in messages:
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             envelope = json.loads(message["Body"])
             body = json.loads(envelope.get("Message", "{}"))

@@ -258,7 +258,7 @@ class LocalPipeline:
     def _collect_notifications(self) -> None:
         assert self.resources is not None
         while True:
-            messages = self.sqs.receive_message(
+            messages: list[dict[str, Any]] = self.sqs.receive_message(  # type: ignore[assignment]
                 QueueUrl=self.resources.notification_queue_url, MaxNumberOfMessages=10
             ).get("Messages", [])
             if not messages:
