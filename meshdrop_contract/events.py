@@ -19,7 +19,7 @@ from .states import JobState
 
 EVENT_SOURCE = "meshdrop"
 #: 1.1: "Job Succeeded" carries ``provenance``; options may carry ``backend``.
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 BATCH_SOURCE = "aws.batch"
 BATCH_DETAIL_TYPE = "Batch Job State Change"
@@ -33,6 +33,7 @@ class DetailType(StrEnum):
     SUCCEEDED = "Job Succeeded"
     FAILED = "Job Failed"
     REJECTED = "Job Rejected"
+    SUPERSEDED = "Job Superseded"
 
     @property
     def slug(self) -> str:
@@ -50,6 +51,7 @@ _STATE_OF = {
     DetailType.SUCCEEDED: JobState.SUCCEEDED,
     DetailType.FAILED: JobState.FAILED,
     DetailType.REJECTED: JobState.REJECTED,
+    DetailType.SUPERSEDED: JobState.SUPERSEDED,
 }
 
 

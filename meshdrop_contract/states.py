@@ -16,6 +16,9 @@ class JobState(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     REJECTED = "REJECTED"
+    #: A newer upload of the same key owns it: this job is never submitted, or its asset is never
+    #: written. No notification (the newer job notifies).
+    SUPERSEDED = "SUPERSEDED"
 
     @property
     def terminal(self) -> bool:
@@ -23,7 +26,7 @@ class JobState(StrEnum):
 
 
 TERMINAL_STATES: frozenset[JobState] = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.REJECTED}
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.REJECTED, JobState.SUPERSEDED}
 )
 
 #: For each state, the states a job may be in before entering it. Skipping forward is allowed
@@ -36,13 +39,14 @@ ALLOWED_PREDECESSORS: dict[JobState, frozenset[JobState]] = {
     JobState.SUCCEEDED: frozenset({JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING}),
     JobState.FAILED: frozenset({JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING}),
     JobState.REJECTED: frozenset({JobState.ACCEPTED}),
+    JobState.SUPERSEDED: frozenset({JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING}),
 }
 
 
 def can_transition(current: JobState | None, target: JobState) -> bool:
     """Whether a job in ``current`` (``None``: no record yet) may move to ``target``."""
     if current is None:
-        return target in {JobState.ACCEPTED, JobState.REJECTED}
+        return target in {JobState.ACCEPTED, JobState.REJECTED, JobState.SUPERSEDED}
     return current in ALLOWED_PREDECESSORS[target]
 
 
@@ -54,6 +58,9 @@ class ExitCode:
     BAD_INPUT = 65  # sysexits EX_DATAERR
     #: The asset failed the quality gate: deterministic, never retried.
     QUALITY = 66
+    #: The source object changed while the job ran (a newer upload owns the key): the asset was
+    #: not written; never retried.
+    SUPERSEDED = 67
     #: Something outside the input failed (network, throttling, out of memory): retried.
     TRANSIENT = 75  # sysexits EX_TEMPFAIL
     #: Any other crash is a bug; retrying will not help.

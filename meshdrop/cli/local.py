@@ -30,6 +30,7 @@ _STATUS_STYLE = {
     JobState.SUCCEEDED.value: "green",
     JobState.FAILED.value: "red",
     JobState.REJECTED.value: "yellow",
+    JobState.SUPERSEDED.value: "dim",
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from meshdrop.local.pipeline import LocalPipeline
-from meshdrop_contract import Backend, DetailType, JobOptions, Preset, Provenance
+from meshdrop_contract import SCHEMA_VERSION, Backend, DetailType, JobOptions, Preset, Provenance
 from meshdrop_contract.jobs import ENV_WEIGHTS
 from meshdrop_contract.provenance import ENV_MODEL_ID, ENV_MODEL_REVISION
 from tests.helpers.gltf import assert_valid_gltf
@@ -43,6 +43,6 @@ def test_photo_through_the_pipeline_on_triposr(tmp_path: Path) -> None:
     expected = Provenance("triposr", "test/ball", "r1", sha256, "cpu")
     assert Provenance.from_metadata(head["Metadata"]) == expected
     (detail,) = succeeded
-    assert detail["schema_version"] == "1.1" and detail["options"]["backend"] == "triposr"
+    assert detail["schema_version"] == SCHEMA_VERSION and detail["options"]["backend"] == "triposr"
     assert Provenance.from_dict(detail["provenance"]) == expected
     assert detail["metrics"]["backend"] == "triposr"

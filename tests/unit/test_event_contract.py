@@ -77,6 +77,8 @@ def _detail(detail_type: DetailType) -> dict[str, Any]:
             "reason": "image is 20x20 pixels, smaller than 32",
             "error_kind": ErrorKind.BAD_INPUT.value,
         }
+    elif detail_type is DetailType.SUPERSEDED:
+        detail |= {"reason": "a newer upload of images/uploaded/kitchen/mug.jpg owns the key"}
     return detail
 
 

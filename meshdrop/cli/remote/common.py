@@ -142,6 +142,7 @@ _STATE_STYLE = {
     JobState.SUCCEEDED: "green",
     JobState.FAILED: "red",
     JobState.REJECTED: "red",
+    JobState.SUPERSEDED: "dim",
     JobState.RUNNING: "cyan",
     JobState.SUBMITTED: "blue",
     JobState.ACCEPTED: "yellow",
