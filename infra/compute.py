@@ -315,11 +315,16 @@ class ComputeConstruct(Construct):
             timeout=job_timeout,
             retry_attempts=job_attempts,
             propagate_tags=True,
-            # Evaluated in order, first match wins: Spot reclaims and transient failures are
-            # retried; everything else, bad input (65), the quality gate (66) and a host whose
-            # driver is too old for the image (70, from the start-up self-check), is final.
+            # Evaluated in order, first match wins: a superseded job (67: a newer upload owns
+            # the key) is final before anything else, whatever the status reason; Spot
+            # reclaims and transient failures are retried; everything else, bad input (65),
+            # the quality gate (66) and a host whose driver is too old for the image (70,
+            # from the start-up self-check), is final.
             # Without the catch-all EXIT, Batch would retry every failure.
             retry_strategies=[
+                batch.RetryStrategy.of(
+                    batch.Action.EXIT, batch.Reason.custom(on_exit_code=str(ExitCode.SUPERSEDED))
+                ),
                 batch.RetryStrategy.of(batch.Action.RETRY, batch.Reason.SPOT_INSTANCE_RECLAIMED),
                 batch.RetryStrategy.of(
                     batch.Action.RETRY, batch.Reason.custom(on_exit_code=str(ExitCode.TRANSIENT))

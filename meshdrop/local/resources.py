@@ -47,6 +47,15 @@ INGEST_VISIBILITY_TIMEOUT_S = 2
 INGEST_MAX_RECEIVE_COUNT = 5
 #: Batch retry strategy: like the stack, retry only transient exits, up to 3 attempts.
 JOB_ATTEMPTS = 3
+JOB_RETRY_STRATEGY: dict[str, Any] = {
+    "attempts": JOB_ATTEMPTS,
+    "evaluateOnExit": [
+        # A superseded job must never run again (it would overwrite a newer asset).
+        {"onExitCode": str(ExitCode.SUPERSEDED), "action": "EXIT"},
+        {"onExitCode": str(ExitCode.TRANSIENT), "action": "RETRY"},
+        {"onExitCode": "*", "action": "EXIT"},
+    ],
+}
 #: Batch attempt timeout; CPU generation on a laptop is slower than a GPU.
 JOB_TIMEOUT_S = 900
 
@@ -305,13 +314,7 @@ def _create_batch(batch: Any, iam: Any, names: ResourceNames) -> tuple[str, str]
             ],
             "environment": [{"name": ENV_EVENT_BUS, "value": names.event_bus}],
         },
-        retryStrategy={
-            "attempts": JOB_ATTEMPTS,
-            "evaluateOnExit": [
-                {"onExitCode": str(ExitCode.TRANSIENT), "action": "RETRY"},
-                {"onExitCode": "*", "action": "EXIT"},
-            ],
-        },
+        retryStrategy=JOB_RETRY_STRATEGY,
         timeout={"attemptDurationSeconds": JOB_TIMEOUT_S},
     )["jobDefinitionArn"]
     return job_queue_arn, job_definition_arn

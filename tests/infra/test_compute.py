@@ -153,6 +153,7 @@ def test_retry_strategy_retries_only_spot_reclaims_and_transient_exits(
     rules = strategy["EvaluateOnExit"]
     # Batch applies the first matching rule, so the order is the behaviour.
     assert rules == [
+        {"Action": "EXIT", "OnExitCode": str(ExitCode.SUPERSEDED)},
         {"Action": "RETRY", "OnStatusReason": "Host EC2*"},
         {"Action": "RETRY", "OnExitCode": str(ExitCode.TRANSIENT)},
         {"Action": "EXIT", "OnReason": "*"},
@@ -160,6 +161,7 @@ def test_retry_strategy_retries_only_spot_reclaims_and_transient_exits(
     retried_codes = {r.get("OnExitCode") for r in rules if r["Action"] == "RETRY"}
     assert str(ExitCode.BAD_INPUT) not in retried_codes
     assert str(ExitCode.QUALITY) not in retried_codes
+    assert str(ExitCode.SUPERSEDED) not in retried_codes
 
 
 def test_job_gets_the_bus_and_logs_to_its_log_group(template: Template) -> None:
