@@ -98,7 +98,10 @@ def _live(err: Console, quiet: bool) -> contextlib.AbstractContextManager[Live |
 def run(
     images: Annotated[
         list[Path],
-        typer.Argument(exists=True, dir_okay=False, readable=True, help="Photos to upload."),
+        typer.Argument(
+            help="Photos to upload. A path that cannot be a job (missing, a directory, "
+            "unreadable, an unsupported type) gets its own REJECTED row; the run goes on."
+        ),
     ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the assets (mirrors 3d_assets/).")
@@ -117,7 +120,8 @@ def run(
 ) -> None:
     """Upload IMAGES to a local bucket and run them through the pipeline.
 
-    Exits 0 when every photo got an asset, 1 otherwise (the report lists why).
+    Exits 0 when every photo got an asset, 1 otherwise (the report lists why, one row per
+    path given).
     """
     from rich.console import Console
 

@@ -24,6 +24,7 @@ from meshdrop_contract import (
     ASSET_PREFIX,
     TERMINAL_STATES,
     Category,
+    InvalidKeyError,
     JobOptions,
     JobState,
     source_key_for,
@@ -230,6 +231,40 @@ class LocalPipeline:
         )
         return key
 
+    def add_file(
+        self, file: Path, options: JobOptions | None = None, *, name: str | None = None
+    ) -> JobReport:
+        """Upload ``file``, or give it a REJECTED row saying why it cannot be a job.
+
+        One bad path (missing, a directory, unreadable, an unsupported type) never stops the
+        others: it is reported like any other rejected photo and the run goes on.
+        """
+        name = name or file.name
+        reason = local_file_problem(file)
+        key = ""
+        if reason is None:
+            try:
+                key = source_key_for(Category.UPLOADED, name)
+            except InvalidKeyError as exc:
+                reason = _extension_hint(file, str(exc))
+        if reason is None:
+            try:
+                return self.uploads[self.upload(file, options, name=name)].report
+            except OSError as exc:  # vanished or became unreadable since the check
+                reason = f"cannot read the file: {exc.strerror or exc}"
+        return self.reject_local(file, key, reason)
+
+    def reject_local(self, file: Path, key: str, reason: str) -> JobReport:
+        """Record ``file`` as REJECTED without uploading it; its report."""
+        report = JobReport(
+            key=key, file=str(file), status=JobState.REJECTED.value, error=reason, seconds=0.0
+        )
+        slot = f"local-reject:{len(self.uploads)}:{file}"  # never a real key (no images/ prefix)
+        self.uploads[slot] = Upload(
+            file=file, key=key, version_id=None, uploaded_at=time.perf_counter(), report=report
+        )
+        return report
+
     # -- progress ----------------------------------------------------------------------------
 
     def record_for(self, key: str) -> dict[str, Any] | None:
@@ -386,7 +421,7 @@ def run_local(
     with LocalPipeline(concurrency=concurrency) as pipeline:
         names = _unique_names(files)
         for file, name in zip(files, names, strict=True):
-            pipeline.upload(file, options, name=name)
+            pipeline.add_file(file, options, name=name)
         reports = pipeline.run_until_done(timeout_s=timeout_s, on_update=on_update)
         gallery = None
         if out_dir is not None:
@@ -400,13 +435,37 @@ def run_local(
         )
 
 
+def local_file_problem(file: Path) -> str | None:
+    """Why ``file`` cannot be uploaded as a photo, or ``None`` when it can."""
+    if not file.exists():
+        return "no such file"
+    if file.is_dir():
+        return "is a directory, not a photo"
+    if not file.is_file():
+        return "not a regular file"
+    try:
+        with file.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        return f"cannot read the file: {exc.strerror or exc}"
+    return None
+
+
+def _extension_hint(file: Path, reason: str) -> str:
+    if file.suffix.lower() in {".heic", ".heif"}:
+        return f"{reason}; HEIC/HEIF photos are not supported: export them as JPEG"
+    return reason
+
+
 def _gallery_entry(report: JobReport) -> GalleryEntry:
+    photo = Path(report.file)
+    readable = photo.is_file() and os.access(photo, os.R_OK)
     return GalleryEntry(
-        name=report.key,
+        name=report.key or photo.name,
         status=report.status,
         asset=Path(report.local_asset) if report.local_asset else None,
         thumbnail=Path(report.local_thumbnail) if report.local_thumbnail else None,
-        photo=Path(report.file),
+        photo=photo if readable and local_file_problem(photo) is None else None,
         error=report.error,
         job_id=report.job_id,
         faces=report.faces,
