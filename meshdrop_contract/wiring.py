@@ -18,6 +18,13 @@ ENV_TOPIC_ARN = "TOPIC_ARN"
 ENV_MAX_IMAGE_BYTES = "MAX_IMAGE_BYTES"
 ENV_MAX_IMAGE_PIXELS = "MAX_IMAGE_PIXELS"
 ENV_JOB_TTL_DAYS = "JOB_TTL_DAYS"
+#: Reconciler: seconds an ACCEPTED or SUBMITTED job may go without an update before it is
+#: looked at (longer than the job queue's RUNNABLE time limit, so Batch acts first).
+ENV_RECONCILE_STUCK_AFTER_S = "RECONCILE_STUCK_AFTER_SECONDS"
+#: Reconciler: the same for a RUNNING job (every attempt may run to its timeout).
+ENV_RECONCILE_RUNNING_AFTER_S = "RECONCILE_RUNNING_AFTER_SECONDS"
+#: Reconciler: resubmissions of one job (its Batch job vanished) before it is failed.
+ENV_RECONCILE_MAX_RESUBMITS = "RECONCILE_MAX_RESUBMITS"
 
 
 def meshdrop_job_events_pattern() -> dict[str, Any]:
@@ -39,6 +46,13 @@ STACK_OUTPUT_BUCKET = "BucketName"
 STACK_OUTPUT_TABLE = "TableName"
 STACK_OUTPUT_EVENT_BUS = "EventBusName"
 STACK_OUTPUT_TOPIC = "TopicArn"
+#: Dead-letter queues the ``meshdrop dlq`` commands read: the ingest queue's DLQ (S3
+#: notifications), the EventBridge targets' DLQ (events the bus could not deliver) and the
+#: state function's on-failure destination (Lambda invocation records, ``requestPayload``).
+STACK_OUTPUT_INGEST_DLQ = "IngestDeadLetterQueueUrl"
+STACK_OUTPUT_EVENTS_DLQ = "EventsDeadLetterQueueUrl"
+STACK_OUTPUT_STATE_FAILURES = "StateFailureQueueUrl"
+STACK_OUTPUT_INGEST_QUEUE = "IngestQueueUrl"
 #: Default stack name of ``cdk deploy`` and of the CLI's ``--stack``.
 DEFAULT_STACK_NAME = "meshdrop"
 

@@ -1,0 +1,1 @@
+"""Reconciler: a scheduled function that repairs jobs whose events were lost."""
