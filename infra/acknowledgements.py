@@ -60,21 +60,36 @@ def _object_prefixes(stack: MeshdropStack) -> None:
 
 
 def _functions(stack: MeshdropStack) -> None:
-    ack(
-        _role(stack.ingest.function),
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:batch:<AWS::Region>:"
-        "<AWS::AccountId>:job/*]"
-        if Token.is_unresolved(stack.region)
-        else f"AwsSolutions-IAM5[Resource::{stack.batch_jobs_arn}]",
-        "Tagging applies to the jobs this function submits (batch:CreateAction=SubmitJob); "
-        "their ids do not exist before submission.",
-    )
-    for function in (stack.ingest.function, stack.state.function):
+    for submitter in (stack.ingest.function, stack.reconcile.function):
         ack(
-            _role(function),
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords support no resource.",
+            _role(submitter),
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:batch:<AWS::Region>:"
+            "<AWS::AccountId>:job/*]"
+            if Token.is_unresolved(stack.region)
+            else f"AwsSolutions-IAM5[Resource::{stack.batch_jobs_arn}]",
+            "Tagging applies to the jobs this function submits (batch:CreateAction=SubmitJob); "
+            "their ids do not exist before submission.",
         )
+    function_id = stack.resolve(stack.reconcile.function.function_arn)["Fn::GetAtt"][0]
+    ack(
+        stack.reconcile.schedule_role,
+        f"AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+        "CDK's Lambda invoke grant also covers the function's versions and aliases (ARN:*); "
+        "the role invokes only the reconcile function.",
+    )
+    ack(
+        _role(stack.reconcile.function),
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords) and batch:ListJobs/"
+        "DescribeJobs support no resource-level permissions.",
+    )
+    for function in (stack.ingest.function, stack.state.function, stack.reconcile.function):
+        if function is not stack.reconcile.function:
+            ack(
+                _role(function),
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords support no resource.",
+            )
         ack(
             function,
             "AwsSolutions-L1",
@@ -127,6 +142,11 @@ def _queues(stack: MeshdropStack) -> None:
         stack.state.failure_queue,
         "AwsSolutions-SQS3",
         "This queue is the on-failure destination of the state function's async invocations.",
+    )
+    ack(
+        stack.reconcile.dead_letter_queue,
+        "AwsSolutions-SQS3",
+        "This queue is the dead-letter queue of the reconciler's schedule target.",
     )
 
 

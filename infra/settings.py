@@ -94,6 +94,12 @@ class MeshdropSettings:
     #: Cancel jobs that wait in RUNNABLE this long for a reason capacity or configuration will
     #: not fix by itself; the RUNNABLE-age alarm fires at the same age.
     runnable_timeout_minutes: int = 30
+    #: The reconciler runs this often; a job untouched for the runnable timeout plus
+    #: reconcile_margin_minutes (ACCEPTED, SUBMITTED) or for every attempt's timeout plus that
+    #: (RUNNING) is looked up in Batch and repaired. Longer than the runnable timeout, so the
+    #: queue cancels a job it cannot place before the reconciler looks at it.
+    reconcile_every_minutes: int = 10
+    reconcile_margin_minutes: int = 15
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
     log_retention_days: int = 30
@@ -189,6 +195,17 @@ class MeshdropSettings:
             )
 
     @property
+    def reconcile_stuck_after_s(self) -> int:
+        """Seconds an ACCEPTED or SUBMITTED job may go unchanged before the reconciler acts."""
+        return (self.runnable_timeout_minutes + self.reconcile_margin_minutes) * 60
+
+    @property
+    def reconcile_running_after_s(self) -> int:
+        """The same for a RUNNING job: every attempt may run to the job timeout."""
+        attempts_s = self.job_timeout_minutes * self.job_attempts * 60
+        return attempts_s + self.reconcile_stuck_after_s
+
+    @property
     def instance_types(self) -> tuple[str, ...]:
         """The instance types of the configured compute kind."""
         return self.gpu_instance_types if self.compute == "gpu" else self.cpu_instance_types
@@ -254,6 +271,8 @@ def _read_all(get: _Reader) -> dict[str, Any]:
         "job_timeout_minutes": get.integer("job_timeout_minutes", 1, 24 * 60),
         "job_attempts": get.integer("job_attempts", 1, 10),
         "runnable_timeout_minutes": get.integer("runnable_timeout_minutes", 10, 24 * 60),
+        "reconcile_every_minutes": get.integer("reconcile_every_minutes", 1, 24 * 60),
+        "reconcile_margin_minutes": get.integer("reconcile_margin_minutes", 1, 24 * 60),
         "max_image_bytes": get.integer("max_image_bytes", 1024, 5 * 1024**3),
         "max_image_pixels": get.integer("max_image_pixels", 1024, 1_000_000_000),
         "log_retention_days": get.one_of_ints("log_retention_days", LOG_RETENTION_CHOICES),

@@ -21,6 +21,7 @@ from infra.ingest import IngestConstruct
 from infra.lambda_code import lambda_code
 from infra.monitoring import MonitoringConstruct
 from infra.notifications import NotificationsConstruct
+from infra.reconcile import ReconcileConstruct
 from infra.settings import CONTEXT_PREFIX, MeshdropSettings
 from infra.state import StateConstruct
 from infra.storage import StorageConstruct
@@ -195,6 +196,26 @@ class MeshdropStack(Stack):
             removal_policy=self.data_policy,
         )
         self.storage.notify_uploads(self.ingest.queue)
+        self.reconcile = ReconcileConstruct(
+            self,
+            "Reconcile",
+            code=code,
+            environment={
+                wiring.ENV_TABLE_NAME: self.state.table.table_name,
+                wiring.ENV_TOPIC_ARN: self.notifications.topic.topic_arn,
+                wiring.ENV_EVENT_BUS_NAME: self.bus.bus.event_bus_name,
+                wiring.ENV_JOB_QUEUE: self.compute.job_queue.job_queue_arn,
+                wiring.ENV_JOB_DEFINITION: self.compute.job_definition.job_definition_arn,
+                wiring.ENV_JOB_TTL_DAYS: str(s.job_ttl_days),
+                wiring.ENV_RECONCILE_STUCK_AFTER_S: str(s.reconcile_stuck_after_s),
+                wiring.ENV_RECONCILE_RUNNING_AFTER_S: str(s.reconcile_running_after_s),
+                **powertools,
+            },
+            architecture=s.lambda_architecture,
+            every=Duration.minutes(s.reconcile_every_minutes),
+            log_retention=self.retention,
+            removal_policy=self.data_policy,
+        )
 
     def _routing_and_monitoring(self) -> None:
         s = self.settings
@@ -214,9 +235,11 @@ class MeshdropStack(Stack):
                 self.ingest.dead_letter_queue,
                 self.routing.dead_letter_queue,
                 self.state.failure_queue,
+                self.reconcile.dead_letter_queue,
             ],
             functions=[
-                cast(lambda_.IFunction, f) for f in (self.ingest.function, self.state.function)
+                cast(lambda_.IFunction, f)
+                for f in (self.ingest.function, self.state.function, self.reconcile.function)
             ],
             failed_jobs_rule=self.routing.batch_failed_rule,
             queue_blocked_rule=self.routing.queue_blocked_rule,
@@ -230,6 +253,7 @@ class MeshdropStack(Stack):
     def _grant(self) -> None:
         self._grant_job()
         self._grant_ingest()
+        self._grant_reconcile()
         state = self.state.function
         state.add_to_role_policy(self._table_statement())
         # The topic uses the AWS-managed SNS key, whose key policy already lets account
@@ -301,6 +325,40 @@ class MeshdropStack(Stack):
         )
         self.bus.bus.grant_put_events_to(ingest)
 
+    def _grant_reconcile(self) -> None:
+        reconcile = self.reconcile.function
+        table = self.state.table
+        reconcile.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{table.table_arn}/index/{jobs.GSI_BY_STATE}"],
+            )
+        )
+        # GetItem: the state logic reads the record it applies a Batch state to.
+        reconcile.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[table.table_arn]
+            )
+        )
+        # ListJobs and DescribeJobs support no resource-level permissions.
+        reconcile.add_to_role_policy(
+            iam.PolicyStatement(actions=["batch:ListJobs", "batch:DescribeJobs"], resources=["*"])
+        )
+        self.compute.job_definition.grant_submit_job(reconcile, self.compute.job_queue)
+        reconcile.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["batch:TagResource"],
+                resources=[self.batch_jobs_arn],
+                conditions={"StringEquals": {"batch:CreateAction": "SubmitJob"}},
+            )
+        )
+        self.bus.bus.grant_put_events_to(reconcile)
+        reconcile.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sns:Publish"], resources=[self.notifications.topic.topic_arn]
+            )
+        )
+
     @property
     def batch_jobs_arn(self) -> str:
         """ARN pattern of Batch jobs: their ids are only known once submitted."""
@@ -326,6 +384,20 @@ class MeshdropStack(Stack):
             "JobLogGroup": (self.compute.job_logs.log_group_name, "Generator job logs"),
             "AlarmTopicArn": (self.monitoring.alarm_topic.topic_arn, "Alarms"),
             "DashboardName": (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
+            # What `meshdrop dlq ls|show|redrive` reads.
+            wiring.STACK_OUTPUT_INGEST_QUEUE: (self.ingest.queue.queue_url, "S3 upload events"),
+            wiring.STACK_OUTPUT_INGEST_DLQ: (
+                self.ingest.dead_letter_queue.queue_url,
+                "Upload events the ingest function gave up on (meshdrop dlq)",
+            ),
+            wiring.STACK_OUTPUT_EVENTS_DLQ: (
+                self.routing.dead_letter_queue.queue_url,
+                "Events EventBridge could not deliver to the state function (meshdrop dlq)",
+            ),
+            wiring.STACK_OUTPUT_STATE_FAILURES: (
+                self.state.failure_queue.queue_url,
+                "State function invocations that failed after retries (meshdrop dlq)",
+            ),
         }
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)

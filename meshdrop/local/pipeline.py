@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
@@ -32,13 +32,22 @@ from meshdrop_contract import (
 from meshdrop_contract.jobs import GSI_BY_SOURCE, GSI_BY_SOURCE_PK, TABLE_PK, from_dynamo
 
 from .pumps import IngestPump, StatePump, load_handlers, reset_lambda_caches
+from .reconcile import reconcile_once
 from .resources import LocalResources, ResourceNames, create_resources
 from .runner import BatchRunner
 from .server import LocalAws, local_aws
 
+if TYPE_CHECKING:
+    from lambdas.reconcile.service import ReconcileReport
+
 #: Seconds a source may stay without a job record once every queue is idle before the run
 #: gives up on it (the ingest function dropped it, for example to the dead-letter queue).
 ORPHAN_GRACE_S = 5.0
+#: Reconcile passes one local run may make when it goes idle with jobs not yet terminal.
+MAX_RECONCILE_PASSES = 3
+#: How far ahead the local reconciler's clock runs: nothing else will move an idle local
+#: stack, so every non-terminal record counts as stuck at once.
+RECONCILE_CLOCK_OFFSET_S = 10 * 86_400.0
 #: Statuses a report does not leave: the pipeline's terminal states and local verdicts.
 UNKNOWN = "UNKNOWN"
 TIMED_OUT = "TIMED_OUT"
@@ -134,6 +143,8 @@ class LocalPipeline:
         self.notifications: list[dict[str, Any]] = []
         self.aws: LocalAws | None = None
         self.resources: LocalResources | None = None
+        #: Every reconcile pass this pipeline made (what it found and did).
+        self.reconcile_reports: list[ReconcileReport] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -154,6 +165,7 @@ class LocalPipeline:
         ingest, state = load_handlers(env)
         self.s3 = session.client("s3")
         self.sqs = session.client("sqs")
+        self.batch = session.client("batch")
         self.table = session.resource("dynamodb").Table(res.table)
         self.ingest_pump = IngestPump(
             self.sqs, res.ingest_queue_url, res.ingest_queue_arn, ingest.lambda_handler
@@ -375,6 +387,8 @@ class LocalPipeline:
                 # One more pass so late events (notifications) are all in.
                 self.step()
                 return reports
+            if idle and self._reconcile_stuck(reports):
+                continue
             if time.monotonic() > deadline:
                 for report in reports:
                     if not report.terminal:
@@ -383,6 +397,25 @@ class LocalPipeline:
                 return reports
             if moved == 0:
                 time.sleep(poll_s)
+
+    def reconcile(self) -> ReconcileReport:
+        """One reconcile pass on this stack (every non-terminal job counts as stuck)."""
+        assert self.resources is not None, "start() first"
+        report = reconcile_once(
+            self.batch, self.runner, self.resources, now_offset_s=RECONCILE_CLOCK_OFFSET_S
+        )
+        self.reconcile_reports.append(report)
+        return report
+
+    def _reconcile_stuck(self, reports: list[JobReport]) -> bool:
+        """When idle with jobs left in flight: a reconcile pass; whether it acted."""
+        in_flight = {JobState.ACCEPTED.value, JobState.SUBMITTED.value, JobState.RUNNING.value}
+        if len(self.reconcile_reports) >= MAX_RECONCILE_PASSES:
+            return False
+        if not any(r.status in in_flight for r in reports):
+            return False
+        report = self.reconcile()
+        return any(a.action not in {"waiting", "skipped"} for a in report.actions)
 
     # -- results -----------------------------------------------------------------------------
 

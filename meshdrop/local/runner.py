@@ -68,6 +68,8 @@ class JobRun:
     status: str = "SUBMITTED"
     attempts: list[AttemptResult] = field(default_factory=list)
     status_reason: str | None = None
+    #: DescribeJobs' view of the job when the runner found it (definition, container, ...).
+    job: dict[str, Any] = field(default_factory=dict[str, Any])
 
     @property
     def exit_code(self) -> int | None:
@@ -160,6 +162,9 @@ class BatchRunner:
         self._lock = threading.Lock()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self.runs: dict[str, JobRun] = {}
+        #: Batch statuses whose state change events are not published (fault injection: a
+        #: lost event, for the reconciler to repair).
+        self.drop_statuses: set[str] = set()
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -175,7 +180,7 @@ class BatchRunner:
         new = [i for i in dict.fromkeys(ids) if i not in self.runs]
         for chunk in range(0, len(new), 100):
             for job in self._batch.describe_jobs(jobs=new[chunk : chunk + 100])["jobs"]:
-                run = JobRun(job_id=job["jobId"], job_name=job["jobName"])
+                run = JobRun(job_id=job["jobId"], job_name=job["jobName"], job=job)
                 self.runs[run.job_id] = run
                 self._futures[run.job_id] = self._pool.submit(self._run_job, job, run)
         return len(new)
@@ -206,20 +211,21 @@ class BatchRunner:
             self._definitions[arn] = found[0] if found else {}
         return self._definitions[arn]
 
-    def _emit(self, job: Mapping[str, Any], run: JobRun, status: str) -> None:
-        run.status = status
+    def describe(self, run: JobRun) -> dict[str, Any]:
+        """The job as DescribeJobs would show it now (also a state change event's detail)."""
+        job = run.job
         container = dict(job.get("container") or {})
         container.pop("environment", None)  # Batch events carry it; ours may hold secrets
         if run.attempts:
             last = run.attempts[-1]
-            if last.exit_code is not None and status in {"SUCCEEDED", "FAILED"}:
+            if last.exit_code is not None and run.status in {"SUCCEEDED", "FAILED"}:
                 container["exitCode"] = last.exit_code
         detail: dict[str, Any] = {
             "jobArn": job.get("jobArn"),
             "jobName": run.job_name,
             "jobId": run.job_id,
             "jobQueue": self._queue_arn,
-            "status": status,
+            "status": run.status,
             "attempts": [a.as_batch() for a in run.attempts],
             "createdAt": job.get("createdAt"),
             "retryStrategy": {"attempts": self._attempts_allowed(job)},
@@ -234,18 +240,25 @@ class BatchRunner:
             detail["statusReason"] = run.status_reason
         if run.attempts:
             detail["startedAt"] = run.attempts[0].started_at
-        if status in {"SUCCEEDED", "FAILED"} and run.attempts:
+        if run.status in {"SUCCEEDED", "FAILED"} and run.attempts:
             detail["stoppedAt"] = run.attempts[-1].stopped_at
-        entry = {
-            "Source": BATCH_SOURCE,
-            "DetailType": BATCH_DETAIL_TYPE,
-            "Detail": json.dumps(detail, default=str),
-            "Resources": [str(job.get("jobArn"))],
-            "EventBusName": "default",
-        }
-        response = self._events.put_events(Entries=[entry])
-        if response.get("FailedEntryCount"):
-            log.error("could not publish Batch %s event for %s", status, run.job_id)
+        return detail
+
+    def _emit(self, job: Mapping[str, Any], run: JobRun, status: str) -> None:
+        run.status = status
+        if status in self.drop_statuses:
+            log.warning("dropping the Batch %s event of %s (as asked)", status, run.job_id)
+        else:
+            entry = {
+                "Source": BATCH_SOURCE,
+                "DetailType": BATCH_DETAIL_TYPE,
+                "Detail": json.dumps(self.describe(run), default=str),
+                "Resources": [str(job.get("jobArn"))],
+                "EventBusName": "default",
+            }
+            response = self._events.put_events(Entries=[entry])
+            if response.get("FailedEntryCount"):
+                log.error("could not publish Batch %s event for %s", status, run.job_id)
         if self._on_change is not None:
             self._on_change(run)
 

@@ -165,14 +165,14 @@ def test_asset_key_is_reproducible_and_follows_the_sources(project: Path) -> Non
     assert code_key(project, "x86_64") != code_key(project)
 
 
-def test_both_functions_share_one_code_asset(template: Any) -> None:
+def test_all_functions_share_one_code_asset(template: Any) -> None:
     functions = template.find_resources("AWS::Lambda::Function")
     ours = [
         f["Properties"]
         for f in functions.values()
         if f["Properties"].get("Handler", "").startswith("lambdas.")
     ]
-    assert len(ours) == 2
+    assert len(ours) == 3  # ingest, state, reconcile
     keys = {str(f["Code"]["S3Key"]) for f in ours}
     (key,) = keys
     # (Not compared with code_key(REPO_ROOT): the sources may change while the session runs.)

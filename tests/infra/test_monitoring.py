@@ -34,14 +34,15 @@ def test_dead_letter_queues_alarm_on_the_first_message(template: Template) -> No
     assert all(a["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" for a in found)
 
 
-def test_both_functions_alarm_on_errors(template: Template) -> None:
+def test_every_function_alarms_on_errors(template: Template) -> None:
     found = alarm_on(template, "Errors", "AWS/Lambda")
     functions = {logical_ref(d["Value"]) for a in found for d in a["Dimensions"]}
     assert {f[: len("IngestFunction")] for f in functions if f.startswith("Ingest")} == {
         "IngestFunction"
     }
     assert any(f.startswith("StateFunction") for f in functions)
-    assert len(found) == 2
+    assert any(f.startswith("ReconcileFunction") for f in functions)
+    assert len(found) == 3
 
 
 def test_ingest_backlog_alarms_on_oldest_message_age(template: Template) -> None:
@@ -71,7 +72,7 @@ def test_runnable_age_alarms_at_the_runnable_timeout(template: Template) -> None
 
 def test_every_alarm_notifies_the_alarm_topic_and_idles_quietly(template: Template) -> None:
     found = alarms(template)
-    assert len(found) == 9
+    assert len(found) == 11  # + the reconciler's errors and its schedule's dead-letter queue
     for alarm in found.values():
         props = alarm["Properties"]
         (action,) = props["AlarmActions"]

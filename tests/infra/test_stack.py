@@ -97,6 +97,9 @@ def test_wildcard_resources_only_where_aws_requires_them(template: Template) -> 
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
         "ecr:GetAuthorizationToken",
+        # The reconciler's look-ups in Batch.
+        "batch:ListJobs",
+        "batch:DescribeJobs",
         # CDK's bucket-notification handler (a custom resource of CDK itself).
         "s3:PutBucketNotification",
     }
