@@ -168,5 +168,87 @@ def run(
         raise typer.Exit(1)
 
 
+_OUTCOME_STYLE = {
+    "accepted": "green",
+    "applied": "green",
+    "rejected": "yellow",
+    "ignored": "dim",
+    "invalid": "magenta",
+    "error": "red",
+}
+
+
+@local_app.command("replay")
+def replay(
+    event_files: Annotated[
+        list[Path],
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            metavar="EVENT_FILE...",
+            help="Files, each one delivery as AWS delivers it (S3 notification, SNS envelope, "
+            "SQS body, EventBridge event, Lambda failure record), replayed in order.",
+        ),
+    ],
+    seed: Annotated[
+        Path | None,
+        typer.Option(
+            "--seed",
+            exists=True,
+            file_okay=False,
+            help="Upload every file under DIR first (key: its path relative to DIR), "
+            "without processing it.",
+            metavar="DIR",
+        ),
+    ] = None,
+    run_jobs: Annotated[
+        bool, typer.Option("--run", help="Also run the generator for accepted uploads.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only a JSON list, one entry per file.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Give up waiting on one file after this many s.")
+    ] = 1800.0,
+) -> None:
+    """Replay captured AWS deliveries on a fresh local stack, each to the consumer that would
+    receive it in AWS (ingest or state).
+
+    The bucket named in an event is taken to be the local stack's. Exits 0 when the replay
+    ran, whatever the outcomes (accepted, rejected, applied, ignored, invalid, error).
+    """
+    from rich.console import Console
+
+    from meshdrop.local.replay import replay_files
+
+    stdout = sys.stdout
+    err = Console(stderr=True)
+    with contextlib.redirect_stdout(sys.stderr):
+        if not as_json:
+            err.print(f"[dim]replaying {len(event_files)} file(s) on a fresh local stack…[/dim]")
+        entries = replay_files(event_files, seed=seed, run=run_jobs, timeout_s=timeout)
+    if as_json:
+        stdout.write(json.dumps([e.to_json() for e in entries], default=str) + "\n")
+        stdout.flush()
+        return
+    from rich.table import Table
+
+    table = Table(title="meshdrop local replay")
+    for column in ("file", "consumer", "outcome", "jobs", "reason"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        style = _OUTCOME_STYLE.get(entry.outcome, "cyan")
+        jobs = ", ".join(f"{j.get('job_id', '?')[:8]} {j.get('state', '')}" for j in entry.jobs)
+        table.add_row(
+            Path(entry.file).name,
+            entry.consumer,
+            f"[{style}]{entry.outcome}[/{style}]",
+            jobs,
+            entry.reason,
+        )
+    Console(file=stdout).print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(local_app, name="local")

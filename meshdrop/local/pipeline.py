@@ -163,6 +163,9 @@ class LocalPipeline:
         env = {**res.lambda_env(), **self._lambda_env}
         self._set_env(env)
         ingest, state = load_handlers(env)
+        #: The real handler functions, for callers that invoke them directly (replay).
+        self.ingest_handler: Callable[[dict[str, Any], Any], Any] = ingest.lambda_handler
+        self.state_handler: Callable[[dict[str, Any], Any], Any] = state.lambda_handler
         self.s3 = session.client("s3")
         self.sqs = session.client("sqs")
         self.batch = session.client("batch")
@@ -301,6 +304,14 @@ class LocalPipeline:
         return int(attrs["ApproximateNumberOfMessages"]) + int(
             attrs["ApproximateNumberOfMessagesNotVisible"]
         )
+
+    def collect_notifications(self) -> None:
+        """Move the SNS messages delivered so far into :attr:`notifications`."""
+        self._collect_notifications()
+
+    def is_idle(self) -> bool:
+        """No job running and no message waiting in the ingest or state queue."""
+        return self._idle()
 
     def _collect_notifications(self) -> None:
         assert self.resources is not None

@@ -1,0 +1,138 @@
+"""``meshdrop local replay``: captured AWS deliveries, fed to the real handlers (issue 10, 4).
+
+Fixtures: tests/events/replay/ (README there says where each shape comes from).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from meshdrop.local.replay import INGEST, STATE, replay_files, route
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "tests" / "events" / "replay"
+SEED = EVENTS / "seed"
+LOCAL_BUCKET = "meshdrop-local-bucket"
+MUG_JOB = "cb7b8e13aef151abe46eec5852ca49ba"  # job_id_for(LOCAL_BUCKET, mug key, its ETag)
+
+
+def _text(name: str) -> str:
+    return (EVENTS / name).read_text(encoding="utf-8")
+
+
+def test_each_shape_goes_to_the_consumer_aws_would_deliver_it_to() -> None:
+    s3 = route(_text("s3-put-mug.json"), LOCAL_BUCKET)
+    assert (s3.consumer, s3.kind, s3.problem) == (INGEST, "s3", None)
+    (body,) = s3.bodies
+    bucket = json.loads(body)["Records"][0]["s3"]["bucket"]
+    assert bucket["name"] == LOCAL_BUCKET and bucket["arn"] == f"arn:aws:s3:::{LOCAL_BUCKET}"
+
+    sns = route(_text("sns-s3-put-mug.json"), LOCAL_BUCKET)
+    assert (sns.consumer, sns.kind) == (INGEST, "sns-envelope")
+    inner = json.loads(json.loads(sns.bodies[0])["Message"])
+    assert inner["Records"][0]["s3"]["bucket"]["name"] == LOCAL_BUCKET  # inside the envelope
+
+    batch = route(_text("batch-succeeded-mug.json"), LOCAL_BUCKET)
+    assert (batch.consumer, batch.kind, batch.problem) == (STATE, "batch-job-state-change", None)
+
+    record = route(_text("lambda-failure-record-batch-succeeded-mug.json"), LOCAL_BUCKET)
+    assert record.consumer == STATE
+    assert record.kind == "lambda-failure-record/batch-job-state-change"
+    assert record.event == batch.event  # the original event, from requestPayload
+
+    unknown = route(_text("meshdrop-unknown-detail-type.json"), LOCAL_BUCKET)
+    assert unknown.consumer == STATE and "unknown meshdrop detail-type" in (unknown.problem or "")
+    assert (unknown.event or {})["detail"]["bucket"] == LOCAL_BUCKET
+
+    raw = route(_text("not-json.txt"), LOCAL_BUCKET)
+    assert (raw.consumer, raw.bodies, raw.problem) == (
+        INGEST,
+        [_text("not-json.txt")],
+        "the body is not JSON",
+    )
+
+
+def test_eventbridge_s3_object_created_goes_to_ingest_with_the_local_bucket() -> None:
+    event = {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "resources": ["arn:aws:s3:::amzn-s3-demo-bucket"],
+        "detail": {"bucket": {"name": "amzn-s3-demo-bucket"}, "object": {"key": "images/a.jpg"}},
+    }
+    delivery = route(json.dumps(event), LOCAL_BUCKET)
+    assert (delivery.consumer, delivery.kind) == (INGEST, "eventbridge-s3")
+    body = json.loads(delivery.bodies[0])
+    assert body["detail"]["bucket"]["name"] == LOCAL_BUCKET
+    assert body["resources"] == [f"arn:aws:s3:::{LOCAL_BUCKET}"]
+
+
+@pytest.mark.slow
+def test_a_replay_runs_every_file_in_order_on_one_stack(tmp_path: Path) -> None:
+    names = [
+        "s3-put-mug.json",
+        "s3-test-event.json",
+        "s3-put-notes-txt.json",
+        "batch-running-mug.json",
+        "lambda-failure-record-batch-succeeded-mug.json",
+        "meshdrop-unknown-detail-type.json",
+        "batch-succeeded-mug.json",
+        "not-json.txt",
+    ]
+    entries = replay_files([EVENTS / n for n in names], seed=SEED, work_dir=tmp_path)
+    got = [(Path(e.file).name, e.consumer, e.outcome) for e in entries]
+
+    assert got[:7] == [
+        ("s3-put-mug.json", "ingest", "accepted"),
+        ("s3-test-event.json", "ingest", "ignored"),
+        ("s3-put-notes-txt.json", "ingest", "rejected"),
+        ("batch-running-mug.json", "state", "applied"),
+        ("lambda-failure-record-batch-succeeded-mug.json", "state", "applied"),
+        ("meshdrop-unknown-detail-type.json", "state", "invalid"),
+        ("batch-succeeded-mug.json", "state", "ignored"),  # already SUCCEEDED: a duplicate
+    ]
+    # A body that is not JSON is never a job: dropped as invalid, or (handlers without edge
+    # validation) an error AWS would retry and dead-letter.
+    assert got[7][:2] == ("not-json.txt", "ingest") and got[7][2] in {"invalid", "error"}
+
+    accepted, _, rejected, running, succeeded, *_ = entries
+    (job,) = accepted.jobs
+    assert (job["job_id"], job["state"], job["bucket"]) == (MUG_JOB, "SUBMITTED", LOCAL_BUCKET)
+    assert accepted.notifications == []  # an accepted upload stops at SUBMITTED
+    assert "unsupported file extension" in rejected.reason
+    ((note),) = rejected.notifications
+    assert note["state"] == "REJECTED"
+    assert [j["state"] for j in running.jobs] == ["RUNNING"]
+    assert [j["state"] for j in succeeded.jobs] == ["SUCCEEDED"]
+    (done,) = succeeded.notifications
+    assert done["state"] == "SUCCEEDED" and done["job_id"] == MUG_JOB
+
+
+@pytest.mark.slow
+def test_cli_prints_the_json_list_and_exits_0(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "meshdrop.cli", "local", "replay"]
+    files = [str(EVENTS / "s3-put-mug.json"), str(EVENTS / "not-json.txt")]
+    result = subprocess.run(
+        [*command, *files, "--seed", str(SEED), "--run", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]  # whatever the outcomes
+    entries = json.loads(result.stdout)
+    assert [set(e) for e in entries] == [
+        {"file", "consumer", "outcome", "reason", "jobs", "notifications"}
+    ] * 2
+    mug = entries[0]
+    assert mug["outcome"] == "accepted"
+    # --run: the generator ran, so the job is done and its notification was sent.
+    assert [j["state"] for j in mug["jobs"]] == ["SUCCEEDED"]
+    assert mug["jobs"][0]["asset_key"] == "3d_assets/uploaded/kitchen/mug.glb"
+    assert [n["state"] for n in mug["notifications"]] == ["SUCCEEDED"]
