@@ -394,6 +394,10 @@ class MeshdropStack(Stack):
                 self.routing.dead_letter_queue.queue_url,
                 "Events EventBridge could not deliver to the state function (meshdrop dlq)",
             ),
+            wiring.STACK_OUTPUT_STATE_FUNCTION: (
+                self.state.function.function_name,
+                "State function (meshdrop dlq redrive invokes it)",
+            ),
             wiring.STACK_OUTPUT_STATE_FAILURES: (
                 self.state.failure_queue.queue_url,
                 "State function invocations that failed after retries (meshdrop dlq)",

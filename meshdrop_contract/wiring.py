@@ -53,6 +53,8 @@ STACK_OUTPUT_INGEST_DLQ = "IngestDeadLetterQueueUrl"
 STACK_OUTPUT_EVENTS_DLQ = "EventsDeadLetterQueueUrl"
 STACK_OUTPUT_STATE_FAILURES = "StateFailureQueueUrl"
 STACK_OUTPUT_INGEST_QUEUE = "IngestQueueUrl"
+#: The function the ``events`` and ``state`` dead-letter queues' events are redriven to.
+STACK_OUTPUT_STATE_FUNCTION = "StateFunctionName"
 #: Default stack name of ``cdk deploy`` and of the CLI's ``--stack``.
 DEFAULT_STACK_NAME = "meshdrop"
 

@@ -1,4 +1,4 @@
-"""``meshdrop upload|status|watch|get|ls|history|gallery``: the bucket's people's commands.
+"""``meshdrop upload|status|watch|get|ls|history|gallery|dlq``: the deployed stack's commands.
 
 Every command finds the deployment the same way (:mod:`.common`) and turns known AWS failures
 into one line on stderr and exit status 1.
@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from .assets import gallery_cmd, get_cmd
+from .dlq import dlq_app
 from .history import history_cmd
 from .jobs import ls_cmd, status_cmd, watch_cmd
 from .upload import upload_cmd
@@ -31,6 +32,7 @@ def register(parent: typer.Typer) -> None:
     """Add the remote commands to ``parent`` (the ``meshdrop`` app)."""
     for name, func in COMMANDS:
         parent.command(name)(func)
+    parent.add_typer(dlq_app, name="dlq")
 
 
 app = typer.Typer(help="Work with a deployed (or local) meshdrop stack.", no_args_is_help=True)
