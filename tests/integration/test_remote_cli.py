@@ -362,6 +362,7 @@ def test_status_of_a_job_a_key_and_the_summary(stack: Stack) -> None:
     summary = invoke_json("status", *stack.flags)
     assert summary["counts"] == {
         "ACCEPTED": 0, "SUBMITTED": 0, "RUNNING": 1, "SUCCEEDED": 1, "FAILED": 0, "REJECTED": 1,
+        "SUPERSEDED": 0,
     }  # fmt: skip
     assert summary["recent"][-1]["job_id"] == first  # oldest update last
 
