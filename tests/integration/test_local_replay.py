@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshdrop.local.replay import INGEST, STATE, replay_files, route
 
@@ -136,3 +138,42 @@ def test_cli_prints_the_json_list_and_exits_0(tmp_path: Path) -> None:
     assert [j["state"] for j in mug["jobs"]] == ["SUCCEEDED"]
     assert mug["jobs"][0]["asset_key"] == "3d_assets/uploaded/kitchen/mug.glb"
     assert [n["state"] for n in mug["notifications"]] == ["SUCCEEDED"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+#: Shapes that look like what AWS delivers, with arbitrary (often wrong) contents.
+aws_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "Records": st.lists(
+            st.fixed_dictionaries({"eventSource": st.sampled_from(["aws:s3", "aws:sqs", "x"])}),
+            max_size=3,
+        ),
+        "detail-type": st.sampled_from(
+            ["Batch Job State Change", "Job Succeeded", "Object Created"]
+        ),
+        "source": st.sampled_from(["aws.batch", "meshdrop", "aws.s3", "other"]),
+        "detail": json_values,
+        "requestPayload": json_values,
+        "Type": st.just("Notification"),
+        "Message": st.text(max_size=30),
+        "bucket": st.text(max_size=10),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=60), json_values.map(json.dumps), aws_like.map(json.dumps)))
+def test_routing_never_raises_and_always_names_a_consumer(text: str) -> None:
+    delivery = route(text, LOCAL_BUCKET)
+    assert delivery.consumer in {INGEST, STATE}
+    if delivery.consumer == INGEST:
+        assert delivery.bodies and all(isinstance(b, str) for b in delivery.bodies)
+    else:
+        assert isinstance(delivery.event, dict)

@@ -215,3 +215,22 @@ class _FakeBatch:
 def test_oldest_runnable_age(stack: Stack, oldest_ms: int | None, age: float) -> None:
     reconciler = Reconciler(_settings(stack), _FakeBatch(oldest_ms), clock=lambda: 10_000.0)
     assert reconciler.run_once().oldest_runnable_age_s == age
+
+
+def test_the_handler_runs_one_pass_and_reports_it(stack: Stack) -> None:
+    from lambdas.reconcile import settings as reconcile_settings_module
+    from lambdas.reconcile.handler import lambda_handler
+    from tests.integration.conftest import FakeContext
+
+    reconcile_settings_module.reconcile_settings.cache_clear()
+    job_id, _ = stack.upload(KEY, image_bytes(), {"preset": "fast"})
+
+    report = lambda_handler({}, FakeContext("meshdrop-reconcile"))
+
+    # Just submitted: not stuck yet (the default wait is longer than the RUNNABLE limit).
+    assert report == {
+        "stuck": {"ACCEPTED": 0, "SUBMITTED": 0, "RUNNING": 0},
+        "oldest_runnable_age_s": 0.0,
+        "actions": [],
+    }
+    assert (stack.job(job_id) or {})["state"] == JobState.SUBMITTED
