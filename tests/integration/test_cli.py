@@ -88,7 +88,9 @@ def test_generate_refuses_bad_input_and_bad_arguments(tmp_path: Path) -> None:
     result = _meshdrop("generate", str(blank), "-o", str(tmp_path / "x.fbx"))
     assert result.returncode == 2 and "cannot tell the format" in result.stderr
     # A missing path is a REJECTED row of the run (issue 10, item 11), not a usage error.
-    result = _meshdrop("local", "run", str(tmp_path / "missing.jpg"), "--json")
+    result = _meshdrop(
+        "local", "run", str(tmp_path / "missing.jpg"), "--json", "--out", str(tmp_path / "out")
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     (row,) = json.loads(result.stdout)["jobs"]
     assert row["status"] == "REJECTED" and row["error"] == "no such file"
