@@ -28,6 +28,7 @@ from meshdrop_contract.jobs import (
     TABLE_PK,
     TTL_ATTRIBUTE,
     content_pk,
+    from_dynamo,
     job_pk,
 )
 
@@ -55,17 +56,6 @@ def to_dynamo(value: Any) -> Any:
         return {str(k): to_dynamo(v) for k, v in cast("Mapping[object, object]", value).items()}
     if isinstance(value, list | tuple):
         return [to_dynamo(v) for v in cast("Sequence[object]", value)]
-    return value
-
-
-def from_dynamo(value: Any) -> Any:
-    """DynamoDB resource value -> plain JSON-able Python (Decimals become int or float)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Mapping):
-        return {str(k): from_dynamo(v) for k, v in cast("Mapping[object, object]", value).items()}
-    if isinstance(value, list | tuple | set):
-        return [from_dynamo(v) for v in cast("Iterable[object]", value)]
     return value
 
 

@@ -132,7 +132,7 @@ class Stack:
     # DynamoDB
 
     def job(self, job_id: str) -> dict[str, Any] | None:
-        from lambdas.common.jobstore import from_dynamo
+        from meshdrop_contract.jobs import from_dynamo
         from meshdrop_contract import job_pk
 
         item = self.table.get_item(Key={"pk": job_pk(job_id)}, ConsistentRead=True).get("Item")
