@@ -67,12 +67,15 @@ def serve(
     *,
     port: int = 0,
     open_browser: bool = True,
-    echo: Callable[[str], object] = print,
+    echo: Callable[[str], object] | None = None,
 ) -> None:
     """Serve ``directory`` on localhost, print its URL, open a browser if there is one.
 
-    Returns when the user presses Ctrl-C (or another thread calls ``shutdown``).
+    Messages go to ``echo`` (default: stderr, keeping stdout for reports). Returns when the
+    user presses Ctrl-C.
     """
+    if echo is None:
+        echo = functools.partial(print, file=sys.stderr, flush=True)
     with GalleryServer(directory, port) as server:
         echo(f"serving the gallery at {server.url} (Ctrl-C stops)")
         if open_browser and _has_gui_browser():
