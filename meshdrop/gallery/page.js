@@ -11,12 +11,14 @@
 window.meshdropGallery = (function () {
   var fromDisk = location.protocol === "file:";
   var loaded = new Set();
+  var shown = new Set();
   var failed = new Set();
 
   function record() {
     var body = document.body;
     body.dataset.loaded = Array.from(loaded).sort().join(" ");
     body.dataset.loadedCount = String(loaded.size);
+    body.dataset.shown = Array.from(shown).sort().join(" ");
     body.dataset.failed = Array.from(failed).sort().join(" ");
     body.dataset.failedCount = String(failed.size);
   }
@@ -94,6 +96,12 @@ window.meshdropGallery = (function () {
       record();
     };
     viewer.addEventListener("load", done);
+    // Fired once the model is drawn in place of the poster: proof it rendered, not just parsed.
+    viewer.addEventListener("model-visibility", function (event) {
+      if (event.detail && event.detail.visible) shown.add(entry);
+      else shown.delete(entry);
+      record();
+    });
     viewer.addEventListener("error", function (event) {
       var detail = event.detail && event.detail.type ? " (" + event.detail.type + ")" : "";
       fail(viewer, "Could not load this asset" + detail + ": the file may be damaged; " +
