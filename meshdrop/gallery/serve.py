@@ -77,10 +77,10 @@ def serve(
     if echo is None:
         echo = functools.partial(print, file=sys.stderr, flush=True)
     with GalleryServer(directory, port) as server:
-        echo(f"serving the gallery at {server.url} (Ctrl-C stops)")
-        if open_browser and _has_gui_browser():
-            webbrowser.open(server.url)
-        try:
+        try:  # Ctrl-C may come at any point, even while the browser starts
+            echo(f"serving the gallery at {server.url} (Ctrl-C stops)")
+            if open_browser and _has_gui_browser():
+                webbrowser.open(server.url)
             server.serve_forever()
         except KeyboardInterrupt:
             echo("stopped serving the gallery")
