@@ -120,6 +120,11 @@ window.meshdropGallery = (function () {
     var tooLarge = false;
     viewers.forEach(function (viewer) {
       watch(viewer);
+      if (!webgl) {
+        note(viewer, "no-webgl", "No WebGL in this browser: the model cannot be drawn here; " +
+          "download it below.");
+        return;
+      }
       if (!fromDisk) viewer.src = viewer.dataset.src;
       else if (viewer.dataset.embed) loadFromDisk(viewer);
       else { tooLarge = true; loadFromDisk(viewer); }

@@ -264,7 +264,9 @@ def served(site: tuple[Path, list[GalleryEntry]]) -> Iterator[str]:
             server.shutdown()
 
 
-def _run_chromium(url: str, screenshot: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _run_chromium(
+    url: str, screenshot: Path, tmp_path: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """Load ``url`` in headless Chromium, dump the DOM and take a screenshot.
 
     A run takes about 10 s here, but once, in a full `make test`, headless Chromium with a virtual
@@ -276,6 +278,7 @@ def _run_chromium(url: str, screenshot: Path, tmp_path: Path) -> subprocess.Comp
             str(CHROMIUM),
             "--headless",
             "--no-sandbox",
+            *extra,
             "--disable-gpu",
             "--disable-quic",
             "--no-first-run",
@@ -306,12 +309,12 @@ def _run_chromium(url: str, screenshot: Path, tmp_path: Path) -> subprocess.Comp
     pytest.fail("headless Chromium hung three times in a row")
 
 
-def _browse(url: str, tmp_path: Path, shot: str) -> tuple[dict[str, str | None], str]:
+def _browse(url: str, tmp_path: Path, shot: str, *extra: str) -> tuple[dict[str, str | None], str]:
     """The page's ``<body>`` attributes and DOM once headless Chromium has run its scripts."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     screenshot = ARTIFACTS / shot
     screenshot.unlink(missing_ok=True)
-    done = _run_chromium(url, screenshot, tmp_path)
+    done = _run_chromium(url, screenshot, tmp_path, *extra)
     assert done.returncode == 0, done.stderr[-2000:]
     body = parse(done.stdout).all("body")[0]
     assert body["data-model-viewer"] == "defined", body
@@ -390,6 +393,19 @@ def test_page_over_the_limit_says_to_serve_it(
         card = _card_html(dom, entry)
         assert 'data-model="too-large"' in card
         assert '<p class="viewer-note" role="status">Too large to show' in card
+
+
+@needs_chromium
+def test_page_without_webgl_says_so(site: tuple[Path, list[GalleryEntry]], tmp_path: Path) -> None:
+    out, entries = site
+    index = write_gallery(out, entries)
+    body, dom = _browse(index.as_uri(), tmp_path, "gallery-no-webgl.png", "--disable-webgl")
+    assert body["data-webgl"] == "no" and _ids(body, "data-loaded") == set()
+    assert '<p class="note" id="webgl-note">WebGL is unavailable' in dom
+    for entry in ("entry-0", "entry-1", "entry-5"):
+        card = _card_html(dom, entry)
+        assert 'data-model="no-webgl"' in card
+        assert '<p class="viewer-note" role="status">No WebGL in this browser' in card
 
 
 def test_gallery_command_downloads_what_the_stack_finished(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
