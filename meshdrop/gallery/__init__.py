@@ -103,6 +103,15 @@ def _fmt_metric(value: Any) -> str:
     return str(value)
 
 
+def _urls(out_dir: Path, entry: GalleryEntry, index: int) -> dict[str, str | None]:
+    """The entry's files as URLs relative to the page (copied into ``out_dir`` if need be)."""
+    return {
+        "asset": _local(out_dir, entry.asset, index),
+        "thumb": _local(out_dir, entry.thumbnail, index),
+        "photo": _local(out_dir, entry.photo, index),
+    }
+
+
 def _status(entry: GalleryEntry) -> str:
     return entry.status.value if isinstance(entry.status, JobState) else str(entry.status)
 
@@ -257,18 +266,9 @@ def write_gallery(
     limit = embed_limit_bytes(embed_mb)
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_viewer_js(), out_dir / MODEL_VIEWER_JS)
-    urls = [
-        {
-            "asset": _local(out_dir, entry.asset, n),
-            "thumb": _local(out_dir, entry.thumbnail, n),
-            "photo": _local(out_dir, entry.photo, n),
-        }
-        for n, entry in enumerate(entries)
-    ]
+    urls = [_urls(out_dir, entry, n) for n, entry in enumerate(entries)]
     embeddable = [
-        (f"entry-{n}", entry.asset)
-        for n, entry in enumerate(entries)
-        if entry.asset is not None and _previewable(entry)
+        (f"entry-{n}", e.asset) for n, e in enumerate(entries) if e.asset and _previewable(e)
     ]
     plan = write_data_scripts(out_dir, embeddable, limit)
     cards = [
