@@ -9,7 +9,8 @@
 "use strict";
 
 window.meshdropGallery = (function () {
-  var fromDisk = location.protocol === "file:";
+  // Anything not served over HTTP(S) (file:, or a viewer app's own scheme) gets the embedded bytes.
+  var fromDisk = !/^https?:$/.test(location.protocol);
   var loaded = new Set();
   var shown = new Set();
   var failed = new Set();
@@ -110,6 +111,14 @@ window.meshdropGallery = (function () {
     if (viewer.loaded) done();
   }
 
+  // Once every script has run: was model-viewer's bundle there at all?
+  function checkViewerDefined() {
+    if (!window.customElements || !customElements.get("model-viewer")) {
+      document.getElementById("viewer-missing-note").hidden = false;
+      document.body.dataset.modelViewer = "missing";
+    }
+  }
+
   function start() {
     var body = document.body;
     body.dataset.origin = fromDisk ? "file" : "http";
@@ -125,16 +134,16 @@ window.meshdropGallery = (function () {
           "download it below.");
         return;
       }
-      if (!fromDisk) viewer.src = viewer.dataset.src;
-      else if (viewer.dataset.embed) loadFromDisk(viewer);
-      else { tooLarge = true; loadFromDisk(viewer); }
+      if (!fromDisk) {
+        viewer.src = viewer.dataset.src;
+        return;
+      }
+      if (!viewer.dataset.embed) tooLarge = true;
+      loadFromDisk(viewer);
     });
     if (tooLarge) document.getElementById("serve-note").hidden = false;
-    window.addEventListener("load", function () {
-      if (!window.customElements || !customElements.get("model-viewer")) {
-        document.getElementById("viewer-missing-note").hidden = false;
-      }
-    });
+    if (document.readyState === "complete") checkViewerDefined();
+    else window.addEventListener("load", checkViewerDefined);
     if (window.customElements) {
       customElements.whenDefined("model-viewer").then(function () {
         body.dataset.modelViewer = "defined";

@@ -309,7 +309,9 @@ def _run_chromium(
     pytest.fail("headless Chromium hung three times in a row")
 
 
-def _browse(url: str, tmp_path: Path, shot: str, *extra: str) -> tuple[dict[str, str | None], str]:
+def _browse(
+    url: str, tmp_path: Path, shot: str, *extra: str, defined: bool = True
+) -> tuple[dict[str, str | None], str]:
     """The page's ``<body>`` attributes and DOM once headless Chromium has run its scripts."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     screenshot = ARTIFACTS / shot
@@ -317,7 +319,8 @@ def _browse(url: str, tmp_path: Path, shot: str, *extra: str) -> tuple[dict[str,
     done = _run_chromium(url, screenshot, tmp_path, *extra)
     assert done.returncode == 0, done.stderr[-2000:]
     body = parse(done.stdout).all("body")[0]
-    assert body["data-model-viewer"] == "defined", body
+    if defined:
+        assert body["data-model-viewer"] == "defined", body
     with Image.open(screenshot) as image:
         assert image.size == (1280, 1000)
         colors = image.convert("RGB").getcolors(maxcolors=1 << 16)
@@ -406,6 +409,18 @@ def test_page_without_webgl_says_so(site: tuple[Path, list[GalleryEntry]], tmp_p
         card = _card_html(dom, entry)
         assert 'data-model="no-webgl"' in card
         assert '<p class="viewer-note" role="status">No WebGL in this browser' in card
+
+
+@needs_chromium
+def test_page_without_its_viewer_script_says_so(
+    site: tuple[Path, list[GalleryEntry]], tmp_path: Path
+) -> None:
+    out, entries = site
+    index = write_gallery(out, entries)
+    (out / MODEL_VIEWER_JS).unlink()  # moved away, say
+    body, dom = _browse(index.as_uri(), tmp_path, "gallery-no-viewer.png", defined=False)
+    assert body["data-model-viewer"] == "missing", body
+    assert '<p class="note" id="viewer-missing-note">The 3D viewer' in dom
 
 
 def test_gallery_command_downloads_what_the_stack_finished(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
