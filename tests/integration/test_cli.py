@@ -19,6 +19,7 @@ import trimesh
 from meshdrop_contract import ExitCode
 from tests.helpers.gltf import assert_valid_gltf
 from tests.helpers.photos import make_photo
+from tests.integration.test_gallery import CHROMIUM, browse
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from meshdrop.cli import main; main()"]
@@ -65,6 +66,9 @@ def test_local_run_json_reports_every_file(tmp_path: Path) -> None:
     # ...and carries the asset in a classic script too, so it works opened from disk.
     assert 'data-embed="gallery-data/0.js"' in page
     assert (out / "gallery-data" / "0.js").stat().st_size > asset.stat().st_size
+    if CHROMIUM:  # opened as users open it, from disk: the generator's real GLB is drawn
+        body, _ = browse((out / "index.html").as_uri(), tmp_path, "local-run-from-disk.png")
+        assert body["data-origin"] == "file" and body["data-shown"] == "entry-0", body
 
 
 @pytest.mark.slow

@@ -309,7 +309,7 @@ def _run_chromium(
     pytest.fail("headless Chromium hung three times in a row")
 
 
-def _browse(
+def browse(
     url: str, tmp_path: Path, shot: str, *extra: str, defined: bool = True
 ) -> tuple[dict[str, str | None], str]:
     """The page's ``<body>`` attributes and DOM once headless Chromium has run its scripts."""
@@ -368,14 +368,14 @@ def test_page_opened_from_disk_shows_every_model(
     """As users open it: a file:// URL, default security (no --allow-file-access-from-files)."""
     out, entries = site
     index = write_gallery(out, entries)
-    body, dom = _browse(index.as_uri(), tmp_path, "gallery-from-disk.png")
+    body, dom = browse(index.as_uri(), tmp_path, "gallery-from-disk.png")
     assert body["data-origin"] == "file"
     _assert_models_shown(body, dom)
 
 
 @needs_chromium
 def test_page_served_shows_every_model(served: str, tmp_path: Path) -> None:
-    body, dom = _browse(served, tmp_path, "gallery-served.png")
+    body, dom = browse(served, tmp_path, "gallery-served.png")
     assert body["data-origin"] == "http"
     _assert_models_shown(body, dom)
 
@@ -386,7 +386,7 @@ def test_page_over_the_limit_says_to_serve_it(
 ) -> None:
     out, entries = site
     index = write_gallery(out, entries, embed_mb=0)
-    body, dom = _browse(index.as_uri(), tmp_path, "gallery-over-the-limit.png")
+    body, dom = browse(index.as_uri(), tmp_path, "gallery-over-the-limit.png")
     assert _ids(body, "data-loaded") == set() and _ids(body, "data-failed") == set()
     # No empty grey boxes: the page says why, and how to see them.
     note = dom[dom.index('<p class="note" id="serve-note"') :]
@@ -402,7 +402,7 @@ def test_page_over_the_limit_says_to_serve_it(
 def test_page_without_webgl_says_so(site: tuple[Path, list[GalleryEntry]], tmp_path: Path) -> None:
     out, entries = site
     index = write_gallery(out, entries)
-    body, dom = _browse(index.as_uri(), tmp_path, "gallery-no-webgl.png", "--disable-webgl")
+    body, dom = browse(index.as_uri(), tmp_path, "gallery-no-webgl.png", "--disable-webgl")
     assert body["data-webgl"] == "no" and _ids(body, "data-loaded") == set()
     assert '<p class="note" id="webgl-note">WebGL is unavailable' in dom
     for entry in ("entry-0", "entry-1", "entry-5"):
@@ -418,7 +418,7 @@ def test_page_without_its_viewer_script_says_so(
     out, entries = site
     index = write_gallery(out, entries)
     (out / MODEL_VIEWER_JS).unlink()  # moved away, say
-    body, dom = _browse(index.as_uri(), tmp_path, "gallery-no-viewer.png", defined=False)
+    body, dom = browse(index.as_uri(), tmp_path, "gallery-no-viewer.png", defined=False)
     assert body["data-model-viewer"] == "missing", body
     assert '<p class="note" id="viewer-missing-note">The 3D viewer' in dom
 
