@@ -33,6 +33,8 @@ from .shapes import check
 
 #: Longest body ingest looks at; SQS allows 256 KiB, S3 notifications are a few KiB.
 MAX_BODY_CHARS = 262_144
+#: S3's limit on a key's UTF-8 length; no real event carries a longer one.
+MAX_S3_KEY_BYTES = 1024
 
 
 class InvalidEventError(ValueError):
@@ -152,6 +154,19 @@ def _notices(payload: dict[str, Any], *, in_sns: bool) -> list[Notice]:
     )
 
 
+def _check_text(notice: Notice) -> None:
+    # JSON escapes can smuggle lone surrogates in, which no S3 key or id can hold.
+    for value in (notice.key, notice.etag, notice.version_id, notice.sequencer, notice.event_name):
+        if value is None:
+            continue
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidEventError("the event holds text that is not valid Unicode") from None
+        if size > MAX_S3_KEY_BYTES:
+            raise InvalidEventError(f"a key or id is longer than S3 allows ({size} bytes)")
+
+
 def parse_body(body: object) -> list[Notice]:
     """The S3 object notices in an SQS message body (``[]`` for ``s3:TestEvent``).
 
@@ -167,6 +182,7 @@ def parse_body(body: object) -> list[Notice]:
     except SchemaValidationError as err:
         raise InvalidEventError(f"malformed event: {err}") from None
     for notice in notices:
+        _check_text(notice)
         if notice.action is Action.CREATED and not notice.version:
             # Every real ObjectCreated event names the stored object; without that, the job
             # cannot be identified (nor the photo told from a newer one).

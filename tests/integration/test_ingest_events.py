@@ -200,7 +200,7 @@ def _generated(stack: Stack) -> tuple[str, dict[str, Any]]:
 
 def _exists(stack: Stack, key: str) -> bool:
     listed = stack.s3.list_objects_v2(Bucket=stack.res.bucket, Prefix=key).get("Contents", [])
-    return any(o["Key"] == key for o in listed)
+    return any(o.get("Key") == key for o in listed)
 
 
 @pytest.mark.parametrize(

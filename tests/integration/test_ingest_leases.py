@@ -51,7 +51,7 @@ class InjectedFaultError(Exception):
     """A fault injected at one point of the ingest path."""
 
 
-def _batch_jobs(stack: Stack, job_id: str) -> list[dict[str, Any]]:
+def _batch_jobs(stack: Stack, job_id: str) -> list[Any]:
     return stack.batch.list_jobs(
         jobQueue=stack.res.job_queue_arn,
         filters=[{"name": "JOB_NAME", "values": [f"meshdrop-{job_id}"]}],
