@@ -7,11 +7,9 @@ record may call SubmitJob. Any number of (concurrent) deliveries make one job an
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
-from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
 from boto3.dynamodb.conditions import Attr
 
@@ -38,9 +36,7 @@ from ..common.clients import client
 from ..common.errorfile import write_error_file
 from ..common.eventbus import emit
 from ..common.jobstore import (
-    PENDING_EVENT,
     SOURCE_KEY,
-    SUBMIT_LEASE_UNTIL,
     SUBMIT_OWNER,
     JobStore,
 )
@@ -48,6 +44,8 @@ from ..common.observability import MetricName, logger, metrics
 from ..common.settings import IngestSettings
 from .access import Backoff, BatchGateway, Clock, Gone, Opened, SourceReader
 from .notices import Action, InvalidEventError, Notice, parse_body
+from .outcomes import IngestMetric, LeaseHeldError, Outcome
+from .records import JobRecords, invalid_record
 from .removal import remove_source
 from .shapes import is_valid
 from .validation import RejectedInputError, check_size, inspect_image, read_checked
@@ -55,31 +53,12 @@ from .validation import RejectedInputError, check_size, inspect_image, read_chec
 _READ_CHUNK = 256 * 1024
 
 
-class IngestMetric:
-    """Ingest's own metric names, beside :class:`MetricName` (dashboards and alarms key on them)."""
-
-    INVALID_EVENTS = "InvalidEvents"  # malformed or unrecognised bodies, dropped
-    INVALID_RECORDS = "InvalidRecords"  # stored items that fail their schema, not used
-    IGNORED_EVENTS = "IgnoredEvents"  # folders, removals of unknown keys, other S3 events
-    JOBS_SUPERSEDED = "JobsSuperseded"
-    SOURCES_DELETED = "SourcesDeleted"
-    SUBMITS_ADOPTED = "SubmitsAdopted"  # a Batch job found already submitted for the job
+__all__ = ["IngestMetric", "Ingestor", "LeaseHeldError", "Outcome", "uploads_from_body"]
 
 
-class Outcome(StrEnum):
-    IGNORED = "ignored"  # test events, writes under 3d_assets/, folder placeholders
-    INVALID = "invalid"  # a body that is not a valid S3 delivery: logged, counted, dropped
-    GONE = "gone"  # object deleted before we read it
-    DUPLICATE = "duplicate"  # another delivery already handled this upload
-    REJECTED = "rejected"
-    REUSED = "reused"
-    SUBMITTED = "submitted"
-    SUPERSEDED = "superseded"  # a newer upload of the key came first: never submitted
-    SOURCE_DELETED = "source_deleted"  # ObjectRemoved: the key's jobs marked, assets per setting
-
-
-class LeaseHeldError(RuntimeError):
-    """Another invocation is submitting this job; the message is retried later."""
+def _publish(detail_type: DetailType, detail: Mapping[str, Any], bus: str) -> object:
+    # Looked up at call time, so ``lambdas.ingest.service.emit`` stays the one to patch.
+    return emit(detail_type, detail, bus)
 
 
 #: Kept for callers of the previous name: an upload is a notice of an object created.
@@ -94,11 +73,6 @@ def uploads_from_body(body: str) -> list[Notice] | None:
 
 def _options_as_sent(metadata: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in metadata.items() if k.lower() in METADATA_NAMES}
-
-
-def _invalid_record(what: str, item: Mapping[str, Any] | None) -> None:
-    metrics.add_metric(IngestMetric.INVALID_RECORDS, "Count", 1)
-    logger.warning(f"stored {what} fails its schema; not used", extra={"item": str(item)[:500]})
 
 
 class Ingestor:
@@ -116,7 +90,8 @@ class Ingestor:
     5. ``PutEvents`` (Job Accepted),
     6. ``UpdateItem`` to SUBMITTED, conditional on still holding the lease.
 
-    Step 5 before step 6 is what saves the outbox's extra write; see :meth:`_emit_then_record`.
+    Step 5 before step 6 is what saves the outbox's extra write (see
+    :meth:`JobRecords.emit_then_record`).
     A delivery that takes over the lease of a record left ACCEPTED first asks Batch whether the
     job was submitted already (``ListJobs`` by name), so a crash between steps 4 and 6 never
     makes a second Batch job.
@@ -140,6 +115,7 @@ class Ingestor:
         )
         # Unique per invocation, so the lease tells this caller from a concurrent duplicate.
         self.owner = uuid.uuid4().hex
+        self.records = JobRecords(self.store, settings, self.clock, self.owner, _publish)
 
     def handle_body(self, body: object) -> list[Outcome]:
         try:
@@ -207,7 +183,7 @@ class Ingestor:
 
         opened = self.reader.open_current(notice)
         if isinstance(opened, Gone):
-            return self._gone(job_id, opened.reason)
+            return self.records.gone(job_id, opened.reason)
         try:
             if not opened.is_current_for(notice):
                 return self._not_current(job_id, notice, base, opened.current_version)
@@ -239,10 +215,10 @@ class Ingestor:
         except RejectedInputError as err:
             return self._reject_new(job_id, upload, attrs, options.to_dict(), str(err), source)
 
-        created = self.store.create(job_id, JobState.ACCEPTED, attrs | self._lease())
+        created = self.store.create(job_id, JobState.ACCEPTED, attrs | self.records.lease_attrs())
         took_over = False
         if not created.applied:
-            blocked = self._take_over(job_id, created.item)
+            blocked = self.records.take_over(job_id, created.item)
             if blocked is not None:
                 return blocked
             took_over = True
@@ -250,7 +226,7 @@ class Ingestor:
             return self._leased(job_id, upload, source, opened, options, took_over)
         except BaseException:
             # Whatever failed, give the lease back so the next delivery proceeds at once.
-            self._release(job_id)
+            self.records.release(job_id)
             raise
 
     def _leased(
@@ -287,69 +263,6 @@ class Ingestor:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _lease(self) -> dict[str, Any]:
-        until = int(self.clock.now()) + self.settings.submit_lease_seconds
-        return {SUBMIT_OWNER: self.owner, SUBMIT_LEASE_UNTIL: until}
-
-    def _release(self, job_id: str) -> None:
-        try:
-            if self.store.release_lease(job_id, self.owner):
-                logger.info("released the submit lease after a failure")
-        except Exception as err:  # the lease then runs out on its own, before the next delivery
-            logger.warning("could not release the submit lease", extra={"error": str(err)})
-
-    def _take_over(self, job_id: str, existing: Mapping[str, Any] | None) -> Outcome | None:
-        """After a failed create: ``None`` once this caller holds the lease, else the outcome.
-
-        A record still ACCEPTED means another delivery holds the lease (it is working), or
-        held it and failed (it released it) or died (then it runs out before SQS delivers the
-        message again, see ``IngestSettings.submit_lease_seconds``): this delivery takes over.
-        """
-        if existing is None:
-            # The record vanished between the failed create and now (TTL): a retry recreates it.
-            raise LeaseHeldError(f"job {job_id} changed while it was being created; retrying")
-        if not is_valid("JOB_RECORD", existing):
-            _invalid_record("job record", existing)
-            return Outcome.DUPLICATE
-        if existing.get("state") != JobState.ACCEPTED:
-            return self._duplicate(existing)
-        now = int(self.clock.now())
-        until = now + self.settings.submit_lease_seconds
-        taken = self.store.take_lease_at(job_id, self.owner, now=now, until=until)
-        if taken.applied:
-            logger.info("took over the submit lease of a job left ACCEPTED")
-            return None
-        current = taken.item or {}
-        if current.get("state") not in (None, JobState.ACCEPTED):
-            return self._duplicate(current)
-        raise LeaseHeldError(f"job {job_id} is being submitted by another delivery")
-
-    def _duplicate(self, item: Mapping[str, Any]) -> Outcome:
-        metrics.add_metric(MetricName.DUPLICATE_DELIVERIES, "Count", 1)
-        logger.info("duplicate delivery", extra={"state": item.get("state")})
-        # A delivery that crashed (or whose PutEvents failed) after its write left the event.
-        if pending := item.get(PENDING_EVENT):
-            job_id = str(item["job_id"])
-            try:
-                event = json.loads(str(pending))
-            except ValueError:
-                event = None
-            if event is None or not is_valid("PENDING_EVENT", event):
-                _invalid_record("pending event", item)
-                self.store.clear_pending_event(job_id)
-                return Outcome.DUPLICATE
-            self._emit_pending(job_id, cast("dict[str, Any]", event))
-        return Outcome.DUPLICATE
-
-    def _gone(self, job_id: str, reason: str) -> Outcome:
-        # The object is gone, but an earlier delivery may have recorded the job and left its
-        # event pending; that event must still go out. Only this rare path pays the read.
-        existing = self.store.get(job_id)
-        if existing is not None and existing.get("state") != JobState.ACCEPTED:
-            return self._duplicate(existing)
-        logger.info("the photo is gone; ignoring its notification", extra={"reason": reason})
-        return Outcome.GONE
-
     def _not_current(
         self, job_id: str, notice: Notice, base: Mapping[str, Any], current: str
     ) -> Outcome:
@@ -357,7 +270,7 @@ class Ingestor:
         version = notice.version_id
         if version and not self.reader.version_exists(notice.bucket, notice.key, version):
             # Deleted (an older version is current again): the photo is gone, not replaced.
-            return self._gone(job_id, f"version {version} of the key no longer exists")
+            return self.records.gone(job_id, f"version {version} of the key no longer exists")
         return self._supersede(job_id, notice, base, current)
 
     def _supersede(
@@ -374,9 +287,9 @@ class Ingestor:
         result = self.store.create(job_id, JobState.SUPERSEDED, attrs, pending_event=event)
         if not result.applied:
             if (result.item or {}).get("state") != JobState.ACCEPTED:
-                return self._duplicate(result.item or {})
+                return self.records.duplicate(result.item or {})
             # Left ACCEPTED by a delivery that failed before submitting: finish it here.
-            blocked = self._take_over(job_id, result.item)
+            blocked = self.records.take_over(job_id, result.item)
             if blocked is not None:
                 return blocked
             moved = self.store.transition(
@@ -388,9 +301,9 @@ class Ingestor:
                 pending_event=event,
             )
             if not moved.applied:
-                return self._duplicate(moved.item or {})
+                return self.records.duplicate(moved.item or {})
         metrics.add_metric(IngestMetric.JOBS_SUPERSEDED, "Count", 1)
-        self._emit_pending(job_id, event)
+        self.records.emit_pending(job_id, event)
         return Outcome.SUPERSEDED
 
     def _terminal_event(
@@ -434,11 +347,11 @@ class Ingestor:
             if (result.item or {}).get("state") == JobState.ACCEPTED:
                 # Created ACCEPTED under other rules (a limit changed between deliveries):
                 # move it on like any leased rejection.
-                blocked = self._take_over(job_id, result.item)
+                blocked = self.records.take_over(job_id, result.item)
                 if blocked is not None:
                     return blocked
                 return self._reject_leased(job_id, upload, options, reason, source)
-            return self._duplicate(result.item or {})
+            return self.records.duplicate(result.item or {})
         return self._rejected(job_id, upload, event, reason, source)
 
     def _reject_leased(
@@ -461,7 +374,7 @@ class Ingestor:
             pending_event=event,
         )
         if not result.applied:
-            return self._duplicate(result.item or {})
+            return self.records.duplicate(result.item or {})
         return self._rejected(job_id, upload, event, reason, source)
 
     def _rejected(
@@ -484,7 +397,7 @@ class Ingestor:
                 state=JobState.REJECTED.value,
                 s3=self.s3,
             )
-        self._emit_pending(job_id, event)
+        self.records.emit_pending(job_id, event)
         return Outcome.REJECTED
 
     def _try_reuse(
@@ -500,7 +413,7 @@ class Ingestor:
             return None
         if not is_valid("CONTENT_RECORD", content):
             # Written from an event nobody validated (e.g. faces: "many"): generate again.
-            _invalid_record("content record", content)
+            invalid_record("content record", content)
             return None
         source_asset = str(content["asset_key"])
         source_bucket = str(content.get("bucket", upload.bucket))
@@ -530,7 +443,7 @@ class Ingestor:
             detail["vertices"] = stats["vertices"]
         event = {"detail_type": DetailType.SUCCEEDED.value, "detail": detail}
         # The asset is in place (copied above), so the event is true before the write.
-        applied = self._emit_then_record(
+        applied = self.records.emit_then_record(
             job_id,
             JobState.SUCCEEDED,
             {
@@ -598,7 +511,7 @@ class Ingestor:
         }
         event = {"detail_type": DetailType.ACCEPTED.value, "detail": detail}
         # The Batch job exists from here on, so the event is true before the write.
-        applied = self._emit_then_record(
+        applied = self.records.emit_then_record(
             job_id,
             JobState.SUBMITTED,
             {"batch_job_id": batch_job_id, "source_sha256": sha256, "submitted_at": now_iso()},
@@ -610,69 +523,3 @@ class Ingestor:
             return Outcome.DUPLICATE
         metrics.add_metric(MetricName.JOBS_ACCEPTED, "Count", 1)
         return Outcome.SUBMITTED
-
-    def _emit_then_record(
-        self, job_id: str, target: JobState, attrs: Mapping[str, Any], event: Mapping[str, Any]
-    ) -> bool:
-        """Publish ``event``, then write the transition it reports; whether the write applied.
-
-        Why emitting first is safe (and saves the outbox's third call, clearing the pending
-        event):
-
-        * The event reports a fact that is already true before the write (the Batch job
-          exists, or the reused asset is in place), and stays true whatever happens to the
-          write. Consumers do not need the record to have moved first: the state function
-          ignores Job Accepted for an existing record, and all its transitions are
-          conditional on the state, in whatever order events and writes arrive.
-        * The write is conditional on this caller still holding the submit lease of an
-          ACCEPTED record. No other delivery can move the record meanwhile: the lease
-          outlives the invocation (``IngestSettings.submit_lease_seconds`` > the function
-          timeout) and every other ingest write to an ACCEPTED record needs the lease. A
-          delivery that takes over a lease later first looks for the Batch job by name
-          (:meth:`BatchGateway.find_job`), so it adopts a job submitted here. Only the state
-          function may get there first, with an event of the Batch job just submitted (it
-          started running before this write landed); the record is then further on, which
-          the published event does not contradict.
-        * Nothing is lost. If PutEvents fails, the write carries the event as pending (the
-          outbox) and the error is raised after it: SQS redelivers, and the redelivery finds
-          the record no longer ACCEPTED and publishes the pending event (:meth:`_duplicate`).
-          If the process dies after PutEvents but before the write, the record is still
-          ACCEPTED and leased: a redelivery takes over once the lease is released or expires,
-          finds the Batch job and records it, so the event may go out twice (EventBridge is
-          at-least-once anyway and the state function is idempotent), never zero times.
-        """
-        publish_error: Exception | None = None
-        try:
-            self._emit(event)
-        except Exception as err:  # whatever failed, the outbox below keeps the event
-            logger.warning("publishing failed; the event stays pending", extra={"error": str(err)})
-            publish_error = err
-        pending = event if publish_error is not None else None
-        result = self.store.transition(
-            job_id,
-            target,
-            attrs,
-            require=Attr(SUBMIT_OWNER).eq(self.owner),
-            pending_event=pending,
-        )
-        ours = (result.item or {}).get(SUBMIT_OWNER) == self.owner
-        if not result.applied and ours and pending is not None:
-            # The Batch job got ahead of the write; the event must still not be lost.
-            self.store.update(
-                job_id,
-                {PENDING_EVENT: json.dumps(pending)},
-                condition=Attr(SUBMIT_OWNER).eq(self.owner),
-            )
-        if publish_error is not None:
-            raise publish_error
-        if not result.applied and ours:
-            logger.info("the job moved on before its submission was recorded", extra=attrs)
-            return True
-        return result.applied
-
-    def _emit(self, event: Mapping[str, Any]) -> None:
-        emit(DetailType(event["detail_type"]), event["detail"], self.settings.event_bus_name)
-
-    def _emit_pending(self, job_id: str, event: Mapping[str, Any]) -> None:
-        self._emit(event)
-        self.store.clear_pending_event(job_id)

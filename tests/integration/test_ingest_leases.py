@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.common.settings import ingest_settings
 from lambdas.ingest.access import Backoff, BatchGateway, Clock, SubmitThrottledError
+from lambdas.ingest.records import JobRecords
 from lambdas.ingest.service import Ingestor, LeaseHeldError, Outcome
 from meshdrop_contract import JobState
 from tests.helpers.photos import image_bytes
@@ -95,7 +96,7 @@ def test_a_crash_ends_with_one_batch_job_within_a_lease_and_a_visibility_timeout
     monkeypatch.setattr(owner, target, faulty)
     if hard:
         # Killed (timeout, out of memory): no finally block runs, the lease is not released.
-        monkeypatch.setattr(Ingestor, "_release", lambda self, job_id: None)
+        monkeypatch.setattr(JobRecords, "release", lambda self, job_id: None)
 
     with pytest.raises(InjectedFaultError):
         _ingestor(fake).handle_body(body)
