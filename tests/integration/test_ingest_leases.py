@@ -193,3 +193,48 @@ def test_a_throttled_record_is_reported_for_retry_by_the_handler(
     response = stack.ingest(record, stack.s3_record("images/uploaded/other.png", ok))
     assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
     assert "submit_owner" not in (stack.job(stack.job_id(KEY, put)) or {})
+
+
+def test_a_burst_with_duplicates_and_crashes_submits_each_upload_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small stand-in for ``make bench``'s 1 000-upload burst: zero double submissions."""
+    import random
+
+    rng = random.Random(10)
+    uploads = []
+    for i in range(24):
+        key = f"images/uploaded/burst/{i}.png"
+        put = stack.put(key, image_bytes("PNG", (48 + i, 48)))
+        uploads.append((stack.job_id(key, put), stack.s3_record(key, put)))
+    # Every notification delivered three times, in random batches of up to ten.
+    deliveries = [record for _, record in uploads for _ in range(3)]
+    rng.shuffle(deliveries)
+    real = BatchGateway.submit
+
+    def flaky(self: BatchGateway, **kwargs: Any) -> str:
+        if rng.random() < 0.2:
+            raise SubmitThrottledError("Batch throttled SubmitJob")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(BatchGateway, "submit", flaky)
+    pending = deliveries
+    for _ in range(20):  # redeliveries of the failed ones, as SQS would
+        failed: list[dict[str, Any]] = []
+        for start in range(0, len(pending), 10):
+            batch = pending[start : start + 10]
+            by_id = {r["messageId"]: r for r in batch}
+            try:
+                response = stack.ingest(*batch)
+                failed += [by_id[f["itemIdentifier"]] for f in response["batchItemFailures"]]
+            except Exception:  # every record of the batch failed: all come back
+                failed += batch
+        pending = failed
+        if not pending:
+            break
+
+    assert pending == []
+    names = [call["jobName"] for call in stack.submit_calls]
+    assert sorted(names) == sorted(f"meshdrop-{job_id}" for job_id, _ in uploads)
+    for job_id, _ in uploads:
+        assert (stack.job(job_id) or {})["state"] == JobState.SUBMITTED
