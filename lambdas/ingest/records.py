@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from boto3.dynamodb.conditions import Attr
 
-from meshdrop_contract import DetailType, JobState
+from meshdrop_contract import DetailType, JobState, base_detail
 
 from ..common.jobstore import PENDING_EVENT, SUBMIT_LEASE_UNTIL, SUBMIT_OWNER, JobStore
 from ..common.observability import MetricName, logger, metrics
@@ -108,8 +108,41 @@ class JobRecords:
         existing = self.store.get(job_id)
         if existing is not None and existing.get("state") != JobState.ACCEPTED:
             return self.duplicate(existing)
+        if existing is not None:
+            return self._close_gone(job_id, existing, reason)
         logger.info("the photo is gone; ignoring its notification", extra={"reason": reason})
         return Outcome.GONE
+
+    def _close_gone(self, job_id: str, existing: Mapping[str, Any], reason: str) -> Outcome:
+        """A job left ACCEPTED by a delivery that failed, whose photo is gone: end it.
+
+        Nothing can be generated from a deleted photo, so the job would otherwise wait for
+        the reconciler. SUPERSEDED (the delete superseded the upload) sends no notification.
+        """
+        blocked = self.take_over(job_id, existing)
+        if blocked is not None:
+            return blocked
+        detail = base_detail(
+            job_id=job_id,
+            bucket=str(existing.get("bucket", "")),
+            source_key=str(existing.get("source_key", "")),
+            asset_key=None,
+            options=None,
+        ) | {"reason": f"the photo was deleted before it was processed ({reason})"}
+        event = {"detail_type": DetailType.SUPERSEDED.value, "detail": detail}
+        result = self.store.transition(
+            job_id,
+            JobState.SUPERSEDED,
+            {"reason": detail["reason"], "source_deleted": True},
+            remove=(SUBMIT_OWNER,),
+            require=Attr(SUBMIT_OWNER).eq(self.owner),
+            pending_event=event,
+        )
+        if not result.applied:
+            return self.duplicate(result.item or {})
+        metrics.add_metric(IngestMetric.JOBS_SUPERSEDED, "Count", 1)
+        self.emit_pending(job_id, event)
+        return Outcome.SUPERSEDED
 
     def emit_then_record(
         self, job_id: str, target: JobState, attrs: Mapping[str, Any], event: Mapping[str, Any]

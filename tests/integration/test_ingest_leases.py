@@ -238,3 +238,35 @@ def test_a_burst_with_duplicates_and_crashes_submits_each_upload_once(
     assert sorted(names) == sorted(f"meshdrop-{job_id}" for job_id, _ in uploads)
     for job_id, _ in uploads:
         assert (stack.job(job_id) or {})["state"] == JobState.SUBMITTED
+
+
+def test_a_job_left_accepted_whose_photo_is_deleted_is_closed_not_left_waiting(
+    stack: Stack,
+) -> None:
+    from lambdas.common.jobstore import JobStore
+
+    put = stack.put(KEY, image_bytes())
+    job_id, body = stack.job_id(KEY, put), stack.s3_record(KEY, put)["body"]
+    fake = FakeTime()
+    # What a delivery killed right after its create leaves: ACCEPTED, leased until start + LEASE.
+    JobStore(stack.res.table, 7).create(
+        job_id,
+        JobState.ACCEPTED,
+        {
+            "bucket": stack.res.bucket,
+            "source_key": KEY,
+            "submit_owner": "killed",
+            "submit_lease_until": int(fake.t) + LEASE,
+        },
+    )
+    stack.s3.delete_object(Bucket=stack.res.bucket, Key=KEY)
+    stack.drain_events()
+
+    fake.t += VISIBILITY
+    assert _ingestor(fake).handle_body(body) == [Outcome.SUPERSEDED]
+    job = stack.job(job_id) or {}
+    assert job["state"] == JobState.SUPERSEDED
+    assert job["source_deleted"] is True
+    assert stack.submit_calls == []
+    assert [e["detail-type"] for e in stack.drain_events()] == ["Job Superseded"]
+    assert stack.notifications() == []
