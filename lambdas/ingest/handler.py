@@ -71,8 +71,13 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     """
     metrics.add_metric(name=MetricName.RECORDS_PROCESSED, unit="Count", value=1)
     ingestor = Ingestor(ingest_settings(), backoff=_backoff(lambda_context))
-    outcomes = ingestor.handle_body(record.raw_event.get("body"))
-    logger.info("record processed", extra={"outcomes": [o.value for o in outcomes]})
+    # The message id ties every line (a dropped invalid body's reason included) to the message.
+    logger.append_keys(message_id=record.raw_event.get("messageId"))
+    try:
+        outcomes = ingestor.handle_body(record.raw_event.get("body"))
+        logger.info("record processed", extra={"outcomes": [o.value for o in outcomes]})
+    finally:
+        logger.remove_keys(["message_id"])
     return outcomes
 
 
