@@ -18,6 +18,16 @@ ENV_TOPIC_ARN = "TOPIC_ARN"
 ENV_MAX_IMAGE_BYTES = "MAX_IMAGE_BYTES"
 ENV_MAX_IMAGE_PIXELS = "MAX_IMAGE_PIXELS"
 ENV_JOB_TTL_DAYS = "JOB_TTL_DAYS"
+# Ingest's clock and its policies (all optional; lambdas/common/settings.py validates them).
+#: The ingest function's timeout and its queue's visibility timeout, in seconds, as deployed:
+#: the submit lease must outlive the first and end before the second.
+ENV_INGEST_TIMEOUT_SECONDS = "MESHDROP_INGEST_TIMEOUT_SECONDS"
+ENV_INGEST_VISIBILITY_SECONDS = "MESHDROP_INGEST_VISIBILITY_SECONDS"
+ENV_SUBMIT_LEASE_SECONDS = "MESHDROP_SUBMIT_LEASE_SECONDS"
+#: "true": deleting a photo deletes its asset and thumbnail too (default: keep them).
+ENV_DELETE_ASSETS_WITH_SOURCE = "MESHDROP_DELETE_ASSETS_WITH_SOURCE"
+#: "false": no ``<name>.error.json`` beside a rejected or failed job's asset (default: write it).
+ENV_ERROR_FILES = "MESHDROP_ERROR_FILES"
 
 
 def meshdrop_job_events_pattern() -> dict[str, Any]:

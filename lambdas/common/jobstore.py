@@ -14,13 +14,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from boto3.dynamodb.conditions import Attr, ConditionBase
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from meshdrop_contract import ALLOWED_PREDECESSORS, TERMINAL_STATES, JobOptions, JobState
+from meshdrop_contract import (
+    ALLOWED_PREDECESSORS,
+    TERMINAL_STATES,
+    JobOptions,
+    JobState,
+    can_transition,
+)
 from meshdrop_contract.events import now_iso
 from meshdrop_contract.jobs import (
+    GSI_BY_SOURCE,
     GSI_BY_SOURCE_PK,
     GSI_BY_SOURCE_SK,
     GSI_BY_STATE_PK,
@@ -135,7 +142,7 @@ class JobStore:
             ``(owner, seconds)``: the new record is born with the submit lease held by
             ``owner`` (see :meth:`claim_submit`), so creating and claiming is one write.
         """
-        if state not in {JobState.ACCEPTED, JobState.REJECTED}:
+        if not can_transition(None, state):
             raise ValueError(f"a job record cannot start in {state}")
         if lease is not None and state is not JobState.ACCEPTED:
             raise ValueError("only an ACCEPTED job has a submit lease")
@@ -228,6 +235,46 @@ class JobStore:
             {SUBMIT_OWNER: owner, SUBMIT_LEASE_UNTIL: now + lease_seconds},
             condition=Attr(STATE).eq(JobState.ACCEPTED.value) & free,
         )
+
+    def take_lease_at(self, job_id: str, owner: str, *, now: int, until: int) -> WriteResult:
+        """:meth:`take_lease` on the caller's clock: free or expired at ``now``, held to ``until``.
+
+        Ingest passes its own clock so tests can move time instead of sleeping.
+        """
+        free = Attr(SUBMIT_LEASE_UNTIL).not_exists() | Attr(SUBMIT_LEASE_UNTIL).lt(now)
+        return self.update(
+            job_id,
+            {SUBMIT_OWNER: owner, SUBMIT_LEASE_UNTIL: until},
+            condition=Attr(STATE).eq(JobState.ACCEPTED.value) & free,
+        )
+
+    def release_lease(self, job_id: str, owner: str) -> bool:
+        """Give up ``owner``'s submit lease of a job still ACCEPTED; whether it was released.
+
+        Called when the holder fails, so the message's next delivery can proceed at once
+        instead of waiting for the lease to run out.
+        """
+        result = self.update(
+            job_id,
+            {SUBMIT_LEASE_UNTIL: 0},
+            remove=(SUBMIT_OWNER,),
+            condition=Attr(STATE).eq(JobState.ACCEPTED.value) & Attr(SUBMIT_OWNER).eq(owner),
+        )
+        return result.applied
+
+    def jobs_for_source(self, source_key: str) -> list[dict[str, Any]]:
+        """Every job of one source key (all its versions), oldest first (GSI ``by_source``)."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "IndexName": GSI_BY_SOURCE,
+            "KeyConditionExpression": Key(SOURCE_KEY).eq(source_key),
+        }
+        while True:
+            response = self._table.query(**kwargs)
+            items.extend(from_dynamo(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def clear_pending_event(self, job_id: str) -> None:
         self._table.update_item(
