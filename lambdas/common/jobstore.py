@@ -43,6 +43,9 @@ PENDING_EVENT = "pending_event"
 SUBMIT_OWNER = "submit_owner"
 SUBMIT_LEASE_UNTIL = "submit_lease_until"
 NOTIFIED_AT = "notified_at"
+#: Set once SNS accepted the notification claimed by ``notified_at``: a claim without it, older
+#: than one function timeout, is a notification a crash lost between claim and publish.
+NOTIFICATION_SENT_AT = "notification_sent_at"
 
 _SECONDS_PER_DAY = 86_400
 
@@ -258,6 +261,15 @@ class JobStore:
         """Undo :meth:`claim_notification` so a retry can notify (the publish failed)."""
         self._table.update_item(
             Key={TABLE_PK: job_pk(job_id)}, UpdateExpression=f"REMOVE {NOTIFIED_AT}"
+        )
+
+    def mark_notification_sent(self, job_id: str) -> None:
+        """Record that the claimed notification was published (see :data:`NOTIFICATION_SENT_AT`)."""
+        self._table.update_item(
+            Key={TABLE_PK: job_pk(job_id)},
+            UpdateExpression="SET #sent = :now",
+            ExpressionAttributeNames={"#sent": NOTIFICATION_SENT_AT},
+            ExpressionAttributeValues={":now": now_iso()},
         )
 
     def put_content(
