@@ -9,9 +9,11 @@ stale or duplicate events return normally.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from ..common.observability import MetricName, logger, metrics, tracer
 from ..common.settings import state_settings
@@ -25,10 +27,18 @@ from .validation import Checked, Outcome, check_event
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     checked = check_event(event)
-    if checked.outcome is Outcome.VALID:
-        applier = StateApplier(state_settings())
+    if checked.outcome is not Outcome.VALID:
+        return dropped(checked).as_response()
+    applier = StateApplier(state_settings())
+    try:
         return applier.apply(checked.source, checked.detail_type, checked.detail).as_response()
-    return dropped(checked).as_response()
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "ValidationException":
+            raise  # throttling, a service error: the retry may succeed
+        # DynamoDB refused the values themselves (nesting too deep, an item too large): no
+        # retry can change that, so the event is invalid, not failed.
+        reason = f"{checked.detail_type}: DynamoDB refused it: {err}"
+        return dropped(replace(checked, outcome=Outcome.INVALID, reason=reason)).as_response()
 
 
 def dropped(checked: Checked) -> Applied:

@@ -10,13 +10,15 @@ event of another source or type is *ignored*.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, DecimalException
 from enum import StrEnum
 from typing import Any, cast
 
 from aws_lambda_powertools.utilities.validation import validate  # pyright: ignore[reportUnknownVariableType]
 from aws_lambda_powertools.utilities.validation.exceptions import SchemaValidationError
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
 from meshdrop_contract import BATCH_DETAIL_TYPE, BATCH_SOURCE, EVENT_SOURCE, DetailType, schema
 
@@ -102,6 +104,29 @@ def schema_problem(data: object, spec: dict[str, Any]) -> str | None:
     return None
 
 
+def unstorable_number(value: object, path: str = "data") -> str | None:
+    """Where ``value`` holds a number DynamoDB cannot store (over 38 digits, beyond 1E+125 or
+    below 1E-130), or ``None``. JSON Schema allows them; the job record could never hold one.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            DYNAMODB_CONTEXT.create_decimal(
+                Decimal(str(value)) if isinstance(value, float) else value
+            )
+        except DecimalException:
+            return f"{path} = {value!r} is a number DynamoDB cannot store"
+        return None
+    if isinstance(value, Mapping):
+        items = cast("Mapping[object, object]", value).items()
+        return next((p for k, v in items if (p := unstorable_number(v, f"{path}.{k}"))), None)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        values = enumerate(cast("Sequence[object]", value))
+        return next((p for i, v in values if (p := unstorable_number(v, f"{path}[{i}]"))), None)
+    return None
+
+
 def check_event(event: object) -> Checked:
     """Classify one EventBridge event; never raises for anything the event contains."""
     problem = schema_problem(event, ENVELOPE_SCHEMA)
@@ -117,7 +142,7 @@ def check_event(event: object) -> Checked:
     else:
         reason = f"not an event this function handles: {source!r} / {detail_type!r}"
         return Checked(Outcome.IGNORED, reason, source, detail_type, detail)
-    problem = schema_problem(detail, spec)
+    problem = schema_problem(detail, spec) or unstorable_number(detail)
     if problem is not None:
         return Checked(Outcome.INVALID, f"{detail_type}: {problem}", source, detail_type, detail)
     return Checked(Outcome.VALID, "", source, detail_type, detail)
