@@ -105,8 +105,10 @@ def schema_problem(data: object, spec: dict[str, Any]) -> str | None:
 
 
 def unstorable_number(value: object, path: str = "data") -> str | None:
-    """Where ``value`` holds a number DynamoDB cannot store (over 38 digits, beyond 1E+125 or
-    below 1E-130), or ``None``. JSON Schema allows them; the job record could never hold one.
+    """Where ``value`` holds a number boto3 refuses to send DynamoDB (more than 38 significant
+    digits, or an exponent out of DynamoDB's range), or ``None``. JSON Schema allows them; a job
+    record could never hold one. (Values at the very edge that DynamoDB itself refuses come back
+    as a ValidationException, which the handler treats the same way.)
     """
     if isinstance(value, bool):
         return None
