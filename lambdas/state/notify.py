@@ -4,9 +4,11 @@ At most once: :meth:`JobStore.claim_notification` marks the record (``notified_a
 the publish, so concurrent or repeated deliveries of terminal events cannot both send. At least
 once: a publish that fails gives the claim back and raises, so the invocation fails and Lambda's
 retries of the EventBridge invocation (then the failure queue) deliver the event again, which
-finds the job terminal and unclaimed and notifies. ``notification_sent_at`` is written after a
-publish succeeds: a claim without it, older than a few minutes, is a notification lost in a
-crash between claim and publish, which the reconciler may resend.
+finds the job terminal and unclaimed and notifies. The claim also sets the outbox mark
+``notification_pending``, replaced by ``notification_sent_at`` once SNS accepted the message: a
+mark older than a function timeout is a notification lost in a crash between claim and publish,
+which the reconciler resends with :meth:`Notifier.resend_lost` (still at most once: the resend
+takes the claim over with a conditional write).
 """
 
 from __future__ import annotations
@@ -38,11 +40,19 @@ class Notifier:
 
     def notify_once(self, job_id: str) -> bool:
         """Publish the job's final notification unless some delivery already did."""
-        item = self.store.claim_notification(job_id)
+        return self._send(job_id, self.store.claim_notification_outbox(job_id))
+
+    def resend_lost(self, job_id: str, claimed_before: str) -> bool:
+        """For the reconciler: publish a notification claimed before ``claimed_before`` and
+        never marked sent (the function died between claim and publish)."""
+        return self._send(job_id, self.store.reclaim_lost_notification(job_id, claimed_before))
+
+    def _send(self, job_id: str, item: Mapping[str, Any] | None) -> bool:
         if item is None:
             return False
         state = JobState(str(item[STATE]))
         if state in SILENT_STATES:
+            self.store.release_notification_outbox(job_id)
             return False
         message = notification_message(item)
         try:
@@ -50,7 +60,7 @@ class Notifier:
             self._publish(item, message)
         except Exception:
             # Give the claim back so the retry of this event can notify.
-            self.store.release_notification(job_id)
+            self.store.release_notification_outbox(job_id)
             raise
         self.store.mark_notification_sent(job_id)
         self._count(item, state, message)

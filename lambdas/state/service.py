@@ -29,7 +29,13 @@ from ..common.observability import MetricName, logger, metrics
 from ..common.settings import StateSettings
 from .mapping import BatchChange, batch_change
 from .meshdrop_events import apply_meshdrop
-from .notify import Notifier, derived_keys, notification_message, notification_subject
+from .notify import (
+    SILENT_STATES,
+    Notifier,
+    derived_keys,
+    notification_message,
+    notification_subject,
+)
 from .outcome import Applied, ignored
 
 __all__ = ["Applied", "StateApplier", "notification_message", "notification_subject"]
@@ -121,7 +127,7 @@ class StateApplier:
             metrics.add_metric(name=MetricName.STALE_EVENTS, unit="Count", value=1)
             logger.info("stale or duplicate event left the job as it is", extra={"state": state})
         notified = False
-        if state is not None and state.terminal:
+        if state is not None and state.terminal and state not in SILENT_STATES:
             notified = self.notify_once(job_id)
         return Applied(job_id=job_id, state=state, changed=changed, notified=notified)
 

@@ -400,3 +400,50 @@ def test_a_1_1_record_follows_a_retry_and_fails_with_one_notification(stack: Sta
     assert message["error_kind"] == "out_of_memory"
     assert attributes["category"] == "generated"
     assert "3d_assets/generated/shelf/vase.error.json" in objects(stack)
+
+
+def test_a_notification_lost_between_claim_and_publish_is_resent_once(
+    stack: Stack, job_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambdas.common import clients, settings
+    from lambdas.state.service import StateApplier
+
+    sns = clients.client("sns")
+
+    def crash(**_: Any) -> None:
+        raise SystemExit("the function timed out")  # not an Exception: nothing is released
+
+    monkeypatch.setattr(sns, "publish", crash)
+    with pytest.raises(SystemExit):
+        stack.state(stack.batch_event("batch-failed-bad-input.json", job_id))
+    monkeypatch.undo()
+    job = stack.job(job_id) or {}
+    assert "notification_pending" in job and "notification_sent_at" not in job
+    # Redeliveries see the claim and stay silent; the reconciler finds the old outbox mark.
+    assert (
+        stack.state(stack.batch_event("batch-failed-bad-input.json", job_id))["notified"] is False
+    )
+    notifier = StateApplier(settings.state_settings()).notifier
+    assert notifier.resend_lost(job_id, claimed_before=job["notification_pending"]) is False
+    assert notifier.resend_lost(job_id, claimed_before="9999") is True
+    assert notifier.resend_lost(job_id, claimed_before="9999") is False
+    [(message, _)] = stack.notifications()
+    assert message["error_kind"] == "bad_input"
+    job = stack.job(job_id) or {}
+    assert "notification_pending" not in job and "notification_sent_at" in job
+
+
+def test_records_notified_before_the_outbox_are_never_resent(stack: Stack) -> None:
+    from lambdas.common import settings
+    from lambdas.state.service import StateApplier
+
+    record = old_record(stack, "job-1.0-submitted.json")
+    stack.table.update_item(
+        Key={"pk": record["pk"]},
+        UpdateExpression="SET #s = :s, notified_at = :t",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":s": "FAILED", ":t": "2025-06-02T09:20:00.000Z"},
+    )
+    notifier = StateApplier(settings.state_settings()).notifier
+    assert notifier.resend_lost(record["job_id"], claimed_before="9999") is False
+    assert stack.notifications() == []
