@@ -47,6 +47,14 @@ def _object_prefixes(stack: MeshdropStack) -> None:
                 f"Object access is scoped to the {prefix} prefix of the meshdrop bucket; "
                 "the objects' names are not known in advance.",
             )
+    state_role = _role(stack.state.function)
+    for pattern in (f"{ASSET_PREFIX}*", f"{ASSET_PREFIX}*.error.json"):
+        ack(
+            state_role,
+            f"AwsSolutions-IAM5[Resource::<{bucket_arn}.Arn>/{pattern}]",
+            "The state function reads asset metadata and writes error files under the "
+            f"{ASSET_PREFIX} prefix; the objects' names are not known in advance.",
+        )
     if stack.settings.weights_s3_uri:
         partition = stack.partition
         if Token.is_unresolved(partition):

@@ -51,6 +51,12 @@ PENDING_EVENT = "pending_event"
 SUBMIT_OWNER = "submit_owner"
 SUBMIT_LEASE_UNTIL = "submit_lease_until"
 NOTIFIED_AT = "notified_at"
+#: Set once SNS accepted the notification claimed by ``notified_at``: a claim without it, older
+#: than one function timeout, is a notification a crash lost between claim and publish.
+NOTIFICATION_SENT_AT = "notification_sent_at"
+#: Outbox mark: set with ``notified_at`` by :meth:`JobStore.claim_notification_outbox`, removed
+#: once SNS accepted the message. Still there long after its claim: the publish was lost.
+NOTIFICATION_PENDING = "notification_pending"
 
 _SECONDS_PER_DAY = 86_400
 
@@ -296,6 +302,53 @@ class JobStore:
         self._table.update_item(
             Key={TABLE_PK: job_pk(job_id)}, UpdateExpression=f"REMOVE {NOTIFIED_AT}"
         )
+
+    def claim_notification_outbox(self, job_id: str) -> dict[str, Any] | None:
+        """:meth:`claim_notification` that also sets the outbox mark ``notification_pending``."""
+        terminal = sorted(s.value for s in TERMINAL_STATES)
+        now = now_iso()
+        result = self.update(
+            job_id,
+            {NOTIFIED_AT: now, NOTIFICATION_PENDING: now},
+            condition=Attr(STATE).is_in(terminal) & Attr(NOTIFIED_AT).not_exists(),
+        )
+        return result.item if result.applied else None
+
+    def release_notification_outbox(self, job_id: str) -> None:
+        """Undo :meth:`claim_notification_outbox` (the publish failed; a retry will notify)."""
+        self._table.update_item(
+            Key={TABLE_PK: job_pk(job_id)},
+            UpdateExpression="REMOVE #claimed, #pending",
+            ExpressionAttributeNames={"#claimed": NOTIFIED_AT, "#pending": NOTIFICATION_PENDING},
+        )
+
+    def mark_notification_sent(self, job_id: str) -> None:
+        """SNS accepted the claimed notification: record it and clear the outbox mark."""
+        self._table.update_item(
+            Key={TABLE_PK: job_pk(job_id)},
+            UpdateExpression="SET #sent = :now REMOVE #pending",
+            ExpressionAttributeNames={
+                "#sent": NOTIFICATION_SENT_AT,
+                "#pending": NOTIFICATION_PENDING,
+            },
+            ExpressionAttributeValues={":now": now_iso()},
+        )
+
+    def reclaim_lost_notification(self, job_id: str, claimed_before: str) -> dict[str, Any] | None:
+        """Take over a claim made before ``claimed_before`` (ISO time) whose publish never
+        completed (a crash between claim and publish); the item if this caller won, else ``None``.
+
+        Only claims with the outbox mark qualify, so records notified before it existed are
+        never notified twice.
+        """
+        now = now_iso()
+        result = self.update(
+            job_id,
+            {NOTIFIED_AT: now, NOTIFICATION_PENDING: now},
+            condition=Attr(NOTIFICATION_PENDING).lt(claimed_before)
+            & Attr(NOTIFICATION_SENT_AT).not_exists(),
+        )
+        return result.item if result.applied else None
 
     def put_content(
         self, content_sha256: str, options: JobOptions, attrs: Mapping[str, Any]

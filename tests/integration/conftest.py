@@ -197,6 +197,10 @@ class Stack:
         event = load_event(name)
         event["detail"]["jobName"] = f"meshdrop-{job_id}"
         event["detail"]["jobQueue"] = self.res.job_queue_arn
+        # The Batch job the record names: the state function ignores events of other Batch jobs.
+        recorded = (self.job(job_id) or {}).get("batch_job_id")
+        if recorded:
+            event["detail"]["jobId"] = recorded
         event["detail"].update(detail)
         return event
 
