@@ -143,6 +143,8 @@ class StateSettings:
     table_name: str
     topic_arn: str
     job_ttl_days: int = DEFAULT_JOB_TTL_DAYS
+    #: A FAILED job leaves ``<name>.error.json`` beside its asset; a success removes it.
+    error_files: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StateSettings:
@@ -151,6 +153,7 @@ class StateSettings:
             table_name=_required(env, ENV_TABLE_NAME),
             topic_arn=_required(env, ENV_TOPIC_ARN),
             job_ttl_days=_positive_int(env, ENV_JOB_TTL_DAYS, DEFAULT_JOB_TTL_DAYS),
+            error_files=error_files_enabled(env),
         )
 
 

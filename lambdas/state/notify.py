@@ -19,12 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from meshdrop_contract import InvalidKeyError, JobOptions, JobState, parse_source_key
-from meshdrop_contract.events import now_iso
 
+from ..common.errorfile import remove_error_file, write_error_file
 from ..common.jobstore import STATE, JobStore
 from ..common.observability import MetricName, logger, metrics
 from ..common.settings import StateSettings
-from .errorfile_calls import error_files_enabled, remove_error_file, write_error_file
 
 _SUBJECT_UNSAFE = re.compile(r"[^\x20-\x7e]")
 #: Terminal states whose job tells nobody: the newer upload's job notifies.
@@ -78,23 +77,26 @@ class Notifier:
         )
 
     def _error_file(self, item: Mapping[str, Any], state: JobState) -> None:
+        """Best effort: the record and the notification are the truth, the file a courtesy."""
         bucket, source_key = item.get("bucket"), item.get("source_key")
-        if not error_files_enabled() or not isinstance(bucket, str) or not bucket:
+        if not self.settings.error_files or not isinstance(bucket, str) or not bucket:
             return
-        if not isinstance(source_key, str):
+        try:
+            source = parse_source_key(str(source_key))
+        except InvalidKeyError:
             return
         if state is JobState.FAILED:
             write_error_file(
-                self.s3,
                 bucket,
-                source_key,
+                source,
                 job_id=str(item.get("job_id")),
                 reason=str(item.get("error") or "the job failed"),
                 error_kind=str(item.get("error_kind") or "internal"),
-                at=now_iso(),
+                state=JobState.FAILED.value,
+                s3=self.s3,
             )
         elif state is JobState.SUCCEEDED:
-            remove_error_file(self.s3, bucket, source_key)
+            remove_error_file(bucket, source, s3=self.s3)
 
     def _count(self, item: Mapping[str, Any], state: JobState, message: Mapping[str, Any]) -> None:
         metrics.add_metric(name=MetricName.NOTIFICATIONS_SENT, unit="Count", value=1)
