@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install browser demo test unit lint pytest synth bench bench-generator bench-gpu eval image clean
+.PHONY: install browser demo test unit lint pytest synth bench bench-generator bench-processes bench-gpu eval image clean
 
 # Re-install only when the dependency lists change.
 $(BIN)/.installed: pyproject.toml
@@ -55,6 +55,11 @@ bench: install
 
 bench-generator: install
 	$(BIN)/python -m gpu_container.meshgen.bench
+
+# The generator on 100 photos (fast preset): a fresh process per photo, as one Batch job per
+# upload does today, against one process for all (docs/cost.md).
+bench-processes: install
+	$(BIN)/python -m gpu_container.meshgen.bench_processes $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 # Full-size TripoSR (random weights unless WEIGHTS=dir): seconds per stage and peak memory per
 # preset, on CUDA when present, else the CPU (minutes there).

@@ -47,6 +47,15 @@ def _object_prefixes(stack: MeshdropStack) -> None:
                 f"Object access is scoped to the {prefix} prefix of the meshdrop bucket; "
                 "the objects' names are not known in advance.",
             )
+    # The reconciler runs the state function's logic when it applies a lost Batch state.
+    for state_role in (_role(stack.state.function), _role(stack.reconcile.function)):
+        for pattern in (f"{ASSET_PREFIX}*", f"{ASSET_PREFIX}*.error.json"):
+            ack(
+                state_role,
+                f"AwsSolutions-IAM5[Resource::<{bucket_arn}.Arn>/{pattern}]",
+                "The state logic reads asset metadata and writes error files under the "
+                f"{ASSET_PREFIX} prefix; the objects' names are not known in advance.",
+            )
     if stack.settings.weights_s3_uri:
         partition = stack.partition
         if Token.is_unresolved(partition):

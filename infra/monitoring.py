@@ -23,6 +23,9 @@ PERIOD = Duration.minutes(5)
 #: no such metric). Dimension ``service`` is Powertools' default.
 RUNNABLE_AGE_NAMESPACE = "meshdrop"
 RUNNABLE_AGE_METRIC = "OldestRunnableJobAgeSeconds"
+#: Powertools metric of the state function (lambdas.common.observability.MetricName): events
+#: that failed their schema and were dropped. Powertools adds the ``service`` dimension.
+INVALID_EVENTS_METRIC = "InvalidEvents"
 #: Budget alerts: actual spend past 80 % of the limit, forecast past 100 %.
 BUDGET_ALERTS = (("ACTUAL", 80), ("FORECASTED", 100))
 
@@ -79,6 +82,7 @@ class MonitoringConstruct(Construct):
                 description="A meshdrop function failed; see its log group",
             )
         self._job_alarms(failed_jobs_rule, queue_blocked_rule, runnable_threshold)
+        self._invalid_events_alarm()
         self.budget = self._budget(monthly_budget_usd) if monthly_budget_usd else None
         self._dashboard(ingest_queue, dead_letter_queues, functions)
 
@@ -176,6 +180,22 @@ class MonitoringConstruct(Construct):
             threshold=runnable_threshold.to_seconds(),
             description="A generator job has waited in RUNNABLE longer than the runnable "
             "timeout; the queue should have cancelled it (check capacity and quotas)",
+        )
+
+    def _invalid_events_alarm(self) -> None:
+        self.invalid_events_metric = cloudwatch.Metric(
+            namespace=RUNNABLE_AGE_NAMESPACE,
+            metric_name=INVALID_EVENTS_METRIC,
+            dimensions_map={"service": "meshdrop"},
+            period=PERIOD,
+            statistic="Sum",
+        )
+        self._alarm(
+            "InvalidEvents",
+            self.invalid_events_metric,
+            threshold=1,
+            description="The state function dropped events that failed their schema (never "
+            "retried); its log says why ('invalid event dropped')",
         )
 
     def _budget(self, monthly_usd: int) -> budgets.CfnBudget:

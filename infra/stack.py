@@ -267,6 +267,30 @@ class MeshdropStack(Stack):
                 actions=["sns:Publish"], resources=[self.notifications.topic.topic_arn]
             )
         )
+        self._grant_state_assets()
+
+    def _grant_state_assets(self) -> None:
+        """The state function believes a "Job Succeeded" only if the asset exists and its
+        metadata names the job (HeadObject needs s3:GetObject; ListBucket makes a missing key
+        404 rather than 403), and a FAILED job leaves ``<name>.error.json`` beside the asset.
+        The reconciler runs the same state logic when it applies a lost Batch state."""
+        bucket = self.storage.bucket
+        for function in (self.state.function, self.reconcile.function):
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[bucket.arn_for_objects(f"{ASSET_PREFIX}*")],
+                )
+            )
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+            )
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:PutObject", "s3:DeleteObject"],
+                    resources=[bucket.arn_for_objects(f"{ASSET_PREFIX}*.error.json")],
+                )
+            )
 
     def _grant_job(self) -> None:
         bucket = self.storage.bucket

@@ -5,7 +5,10 @@ Prints, never asserts:
 * ingest handler milliseconds per record (p50/p95), one record per invocation;
 * drop -> SUBMITTED latency (p50/p95): from ``PutObject`` until the job record says SUBMITTED,
   with the ingest queue pumped as fast as it delivers (the goal is <= 200 ms p50);
-* end-to-end seconds per job through the whole local pipeline (generator on this CPU).
+* end-to-end seconds per job through the whole local pipeline (generator on this CPU);
+* a burst (``--burst N``, default 1000 uploads) through the ingest function alone, no
+  generator: seconds until every job is SUBMITTED, Batch jobs submitted, duplicates (Batch
+  jobs beyond one per job id; must be 0) and the AWS calls the ingest function makes per upload.
 
 Numbers from moto on a laptop say where time goes, not what AWS will do: on AWS the SQS
 event source mapping adds its polling delay and Batch adds instance start-up.
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from meshdrop_contract import JobOptions, JobState, Preset
+from meshdrop_contract.jobs import GSI_BY_SOURCE_PK, GSI_BY_STATE_PK
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOAL_SUBMITTED_P50_MS = 200.0
@@ -75,6 +79,15 @@ class CallTimer:
         events.register("before-call.*.*", self._before)
         events.register("after-call.*.*", self._after)
 
+    def uninstall(self) -> None:
+        """Remove the hooks (clients created while installed keep their copy)."""
+        import boto3
+
+        if boto3.DEFAULT_SESSION is not None:
+            events = boto3.DEFAULT_SESSION.events
+            events.unregister("before-call.*.*", self._before)
+            events.unregister("after-call.*.*", self._after)
+
     def _before(self, context: dict[str, Any], **_: Any) -> None:
         context["meshdrop_started"] = time.perf_counter()
 
@@ -108,7 +121,8 @@ def bench_ingest(records: int, work: Path, timer: CallTimer | None = None) -> li
             ).get("Messages", [])
             if not messages:
                 break
-            for message in messages:
+            for raw in messages:
+                message: dict[str, Any] = dict(raw)  # the pump takes the plain SQS shape
                 event = {"Records": [pump._record(message)]}
                 if timer is not None:
                     timer.enabled = True
@@ -148,6 +162,117 @@ def bench_submitted(drops: int, work: Path) -> list[float]:
     return latencies
 
 
+def _burst_photo(base: bytes, i: int) -> bytes:
+    """``base`` made distinct by a JPEG comment: same pixels, another SHA-256.
+
+    Identical bytes would be the same upload to the ingest function (asset reuse), and a
+    burst of reused assets would submit no jobs at all.
+    """
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(base)).save(buf, "JPEG", quality=90, comment=f"burst {i}".encode())
+    return buf.getvalue()
+
+
+def _drain_ingest(pipeline: Any, timer: CallTimer) -> None:
+    """Pump the ingest queue, as the event source mapping would, until it stays empty."""
+    assert pipeline.resources is not None
+    timer.enabled = True
+    try:
+        empty_polls = 0
+        while empty_polls < 2:  # a second empty look: moto delivers notifications at once
+            empty_polls = empty_polls + 1 if pipeline.ingest_pump.pump_once() == 0 else 0
+    finally:
+        timer.enabled = False
+
+
+def _job_states(pipeline: Any) -> dict[str, str]:
+    """Source key -> state of every job record (one paginated scan)."""
+    states: dict[str, str] = {}
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = pipeline.table.scan(**kwargs)
+        for item in page.get("Items", []):
+            states[str(item.get(GSI_BY_SOURCE_PK))] = str(item.get(GSI_BY_STATE_PK))
+        if "LastEvaluatedKey" not in page:
+            return states
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _batch_jobs_per_name(pipeline: Any) -> dict[str, int]:
+    """Batch job name (one per job id) -> how many Batch jobs carry it, any status."""
+    import boto3
+
+    assert pipeline.resources is not None
+    # A session of its own: these listing calls must not count as the ingest function's.
+    batch = boto3.Session().client("batch")
+    counts: dict[str, int] = {}
+    seen: set[str] = set()
+    for status in (
+        "SUBMITTED",
+        "PENDING",
+        "RUNNABLE",
+        "STARTING",
+        "RUNNING",
+        "SUCCEEDED",
+        "FAILED",
+    ):
+        pages = batch.get_paginator("list_jobs").paginate(
+            jobQueue=pipeline.resources.job_queue_arn, jobStatus=status
+        )
+        for page in pages:
+            for job in page.get("jobSummaryList", []):
+                if job["jobId"] not in seen:  # a job moving state between pages counts once
+                    seen.add(job["jobId"])
+                    counts[job["jobName"]] = counts.get(job["jobName"], 0) + 1
+    return counts
+
+
+def bench_burst(uploads: int, work: Path) -> dict[str, Any]:
+    """``uploads`` photos dropped at once, then the ingest queue drained; no generator runs.
+
+    Uploads are sequential PutObjects and the ingest function runs one batch of 10 at a time
+    in this process, so the seconds are this machine's throughput, not AWS's (where uploads
+    are parallel and the function runs up to its reserved concurrency at once).
+    """
+    from meshdrop.local.pipeline import LocalPipeline
+
+    timer = CallTimer()
+    timer.install()  # before the pipeline starts, so the handlers' new clients carry the hook
+    base = _photo(7)
+    photos = []
+    for i in range(uploads):
+        path = work / f"burst-{i}.jpg"
+        path.write_bytes(_burst_photo(base, i))
+        photos.append(path)
+    try:
+        with LocalPipeline(work_dir=work / "burst") as pipeline:
+            started = time.perf_counter()
+            keys = [pipeline.upload(p, JobOptions(preset=Preset.FAST)) for p in photos]
+            uploaded = time.perf_counter()
+            _drain_ingest(pipeline, timer)
+            drained = time.perf_counter()
+            states = _job_states(pipeline)
+            per_name = _batch_jobs_per_name(pipeline)
+    finally:
+        timer.uninstall()
+    submitted = sum(1 for k in keys if states.get(k) == JobState.SUBMITTED)
+    calls = {name: len(ms) for name, ms in timer.calls.items()}
+    return {
+        "uploads": uploads,
+        "upload_s": round(uploaded - started, 2),
+        "ingest_drain_s": round(drained - uploaded, 2),
+        "seconds_to_all_submitted": round(drained - started, 2) if submitted == uploads else None,
+        "jobs_submitted_state": submitted,
+        "job_records": len(states),
+        "batch_jobs": sum(per_name.values()),
+        "duplicates": sum(n - 1 for n in per_name.values() if n > 1),
+        "aws_calls_per_upload": round(sum(calls.values()) / max(uploads, 1), 2),
+        "aws_calls": dict(sorted(calls.items(), key=lambda kv: -kv[1])),
+    }
+
+
 def bench_end_to_end(photos: Sequence[Path], preset: Preset, work: Path) -> dict[str, Any]:
     """Seconds per job (upload to terminal) and the wall time for all of them."""
     from meshdrop.local.pipeline import run_local
@@ -174,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="photos for the end-to-end run (default: two samples)",
     )
     parser.add_argument("--preset", type=Preset, default=Preset.FAST)
+    parser.add_argument(
+        "--burst", type=int, default=1000, help="uploads in the ingest burst (0: skip it)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
@@ -185,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ingest = bench_ingest(args.records, work, timer)
         submitted = bench_submitted(args.drops, work)
         e2e = bench_end_to_end(args.photos, args.preset, work) if args.photos else None
+        burst = bench_burst(args.burst, work) if args.burst > 0 else None
     results["ingest_ms_per_record"] = {
         "n": len(ingest),
         "p50": round(percentile(ingest, 50), 2),
@@ -202,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "goal_p50": GOAL_SUBMITTED_P50_MS,
     }
     results["end_to_end"] = e2e
+    results["burst"] = burst
     if args.json:
         print(json.dumps(results))
         return 0
@@ -218,7 +348,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         for job in e2e["jobs"]:
             print(f"end to end        : {job['file']:<20} {job['status']:<10} {job['seconds']} s")
         print(f"end to end wall   : {e2e['wall_seconds']} s for {len(e2e['jobs'])} job(s)")
+    if burst:
+        _print_burst(burst)
     return 0
+
+
+def _print_burst(burst: dict[str, Any]) -> None:
+    print(
+        f"burst             : {burst['uploads']} uploads in {burst['upload_s']} s, ingest drained "
+        f"in {burst['ingest_drain_s']} s; all SUBMITTED after {burst['seconds_to_all_submitted']} s"
+    )
+    print(
+        f"  jobs SUBMITTED {burst['jobs_submitted_state']}, Batch jobs {burst['batch_jobs']}, "
+        f"duplicates {burst['duplicates']}, AWS calls per upload {burst['aws_calls_per_upload']}"
+    )
+    for name, count in burst["aws_calls"].items():
+        print(f"  {name:<28}: {count / max(burst['uploads'], 1):4.2f} call(s)/upload")
 
 
 if __name__ == "__main__":

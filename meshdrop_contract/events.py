@@ -19,6 +19,8 @@ from .states import JobState
 
 EVENT_SOURCE = "meshdrop"
 #: 1.1: "Job Succeeded" carries ``provenance``; options may carry ``backend``.
+#: 1.2: "Job Superseded"; generator events carry ``batch_job_id`` and ``attempt``; error kinds
+#: ``out_of_memory``, ``capacity``, ``configuration`` (changelog: docs/events.md).
 SCHEMA_VERSION = "1.2"
 
 BATCH_SOURCE = "aws.batch"
@@ -73,6 +75,12 @@ class ErrorKind(StrEnum):
     TRANSIENT = "transient"
     INTERNAL = "internal"
     TIMEOUT = "timeout"
+    #: The container was killed for using more memory than the job has (since 1.2).
+    OUT_OF_MEMORY = "out_of_memory"
+    #: Batch found no instance capacity in time and the job queue cancelled it (since 1.2).
+    CAPACITY = "capacity"
+    #: No compute environment can ever run the job as configured (since 1.2).
+    CONFIGURATION = "configuration"
 
 
 def now_iso() -> str:

@@ -17,6 +17,8 @@ from urllib.parse import unquote_plus
 SOURCE_PREFIX = "images/"
 ASSET_PREFIX = "3d_assets/"
 THUMBNAIL_SUFFIX = ".thumb.png"
+#: Beside the asset, a job that ends REJECTED or FAILED leaves ``<stem>.error.json`` saying why.
+ERROR_SUFFIX = ".error.json"
 
 #: S3 allows 1024 bytes of UTF-8 in a key; the asset key may be longer than the source key
 #: (``3d_assets/`` vs ``images/``), so keep headroom.
@@ -59,10 +61,24 @@ class SourceKey:
         parts = [ASSET_PREFIX.rstrip("/"), self.category.value, *self.subpath]
         return "/".join([*parts, f"{self.stem}{THUMBNAIL_SUFFIX}"])
 
+    def error_key(self) -> str:
+        """Key of the error file a failed or rejected job leaves beside where its asset would be."""
+        parts = [ASSET_PREFIX.rstrip("/"), self.category.value, *self.subpath]
+        return "/".join([*parts, f"{self.stem}{ERROR_SUFFIX}"])
+
 
 def decode_event_key(raw: str) -> str:
     """Decode a key as S3 event notifications deliver it (``+`` for space, ``%xx`` escapes)."""
     return unquote_plus(raw)
+
+
+def is_folder_placeholder(key: str, size: int | None) -> bool:
+    """Whether ``key`` is what the S3 console's "Create folder" writes: 0 bytes, ending in ``/``.
+
+    Such an object is not an upload at all; it is ignored without a record or a notification.
+    ``size`` is ``None`` when the event does not say (then the trailing ``/`` alone decides).
+    """
+    return key.endswith("/") and not size
 
 
 def is_asset_key(key: str) -> bool:

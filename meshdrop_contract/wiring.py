@@ -25,6 +25,16 @@ ENV_RECONCILE_STUCK_AFTER_S = "RECONCILE_STUCK_AFTER_SECONDS"
 ENV_RECONCILE_RUNNING_AFTER_S = "RECONCILE_RUNNING_AFTER_SECONDS"
 #: Reconciler: resubmissions of one job (its Batch job vanished) before it is failed.
 ENV_RECONCILE_MAX_RESUBMITS = "RECONCILE_MAX_RESUBMITS"
+# Ingest's clock and its policies (all optional; lambdas/common/settings.py validates them).
+#: The ingest function's timeout and its queue's visibility timeout, in seconds, as deployed:
+#: the submit lease must outlive the first and end before the second.
+ENV_INGEST_TIMEOUT_SECONDS = "MESHDROP_INGEST_TIMEOUT_SECONDS"
+ENV_INGEST_VISIBILITY_SECONDS = "MESHDROP_INGEST_VISIBILITY_SECONDS"
+ENV_SUBMIT_LEASE_SECONDS = "MESHDROP_SUBMIT_LEASE_SECONDS"
+#: "true": deleting a photo deletes its asset and thumbnail too (default: keep them).
+ENV_DELETE_ASSETS_WITH_SOURCE = "MESHDROP_DELETE_ASSETS_WITH_SOURCE"
+#: "false": no ``<name>.error.json`` beside a rejected or failed job's asset (default: write it).
+ENV_ERROR_FILES = "MESHDROP_ERROR_FILES"
 
 
 def meshdrop_job_events_pattern() -> dict[str, Any]:

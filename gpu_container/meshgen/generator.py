@@ -384,15 +384,8 @@ class Generator:
             upright[:3, :3] = volume.to_object
             mesh.apply_transform(upright)
             to_final = upright @ to_final
-        to_final = to_metres(mesh, self.config.size_m) @ to_final
-        # Decimate the delivered mesh: quadric decimation of the same surface still turned as
-        # the camera saw it (a box at yaw 30) stalls far above the target and costs seconds.
-        preview = _preview_mesh(mesh, volume, to_final)
-        if colours is not None:
-            _, nearest = mesh.kdtree.query(preview.vertices)
-            preview.visual = ColorVisuals(preview, vertex_colors=colours[nearest])
-        metrics = mesh_metrics(mesh)
-        metrics.update(
+        return self._delivered(
+            mesh, volume, to_final, colours,
             iou=round(iou, 4),
             shape_prior=volume.prior,
             backend=Backend.PRIORS.value,
@@ -400,8 +393,31 @@ class Generator:
             tilt_deg=round(analysis.tilt_deg, 2),
             symmetry_iou=round(analysis.symmetry_iou, 4),
             prior_details={k: round(v, 4) for k, v in volume.details.items()},
-        )
-        return Reconstruction(mesh=mesh, metrics=metrics, preview=preview)
+        )  # fmt: skip
+
+    def _delivered(
+        self,
+        mesh: trimesh.Trimesh,
+        volume: Volume,
+        to_final: np.ndarray,
+        colours: np.ndarray | None,
+        **metrics: object,
+    ) -> Reconstruction:
+        """Scale ``mesh`` (already in the asset frame) to metres, add its preview and metrics.
+
+        ``to_final`` is the ``(4, 4)`` float transform from field coordinates to the asset so
+        far; ``colours`` the ``(n, 4)`` uint8 vertex colours, if any.
+        """
+        to_final = to_metres(mesh, self.config.size_m) @ to_final
+        # Decimate the delivered mesh: quadric decimation of the same surface still turned as
+        # the camera saw it (a box at yaw 30) stalls far above the target and costs seconds.
+        preview = _preview_mesh(mesh, volume, to_final)
+        if colours is not None:
+            _, nearest = mesh.kdtree.query(preview.vertices)
+            preview.visual = ColorVisuals(preview, vertex_colors=colours[nearest])
+        measured = mesh_metrics(mesh)
+        measured.update(metrics)
+        return Reconstruction(mesh=mesh, metrics=measured, preview=preview)
 
     def _reconstruct_triposr(
         self, rgb: np.ndarray, mask: np.ndarray, spec: PresetSpec, *, texture: bool
@@ -425,20 +441,14 @@ class Generator:
         to_final = np.eye(4)  # (4, 4) float: world -> delivered asset
         to_final[:3, :3] = meshing.WORLD_TO_ASSET
         mesh.apply_transform(to_final)
-        to_final = to_metres(mesh, self.config.size_m) @ to_final
-        preview = _preview_mesh(mesh, volume, to_final)
-        if colours is not None:
-            _, nearest = mesh.kdtree.query(preview.vertices)
-            preview.visual = ColorVisuals(preview, vertex_colors=colours[nearest])
-        metrics = mesh_metrics(mesh)
-        metrics.update(
+        return self._delivered(
+            mesh, volume, to_final, colours,
             iou=round(iou, 4),
             shape_prior=Backend.TRIPOSR.value,
             backend=Backend.TRIPOSR.value,
             grid=spec.grid,
             device=learned.placement.kind,
-        )
-        return Reconstruction(mesh=mesh, metrics=metrics, preview=preview)
+        )  # fmt: skip
 
 
 def load_learned(root: Path, config: Generator.Config) -> LearnedModel:

@@ -60,23 +60,7 @@ def load_image(
         Empty or undecodable data, a truncated file, more than ``max_pixels`` pixels (checked on
         the header, before anything is decoded) or a side shorter than ``min_side``.
     """
-    if not data:
-        raise BadInputError("the image file is empty (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            # Our own limit below is the one that counts; PIL's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        raise BadInputError(
-            f"the image has far too many pixels (limit {max_pixels:,}): {exc}"
-        ) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BadInputError(
-            f"the file is not an image in a format we can read ({len(data):,} bytes; "
-            "use JPEG, PNG, WebP, GIF, BMP or TIFF)"
-        ) from exc
-
+    img = _open(data, max_pixels)
     with img:
         source_format = str(img.format or "unknown")
         width, height = img.size
@@ -102,6 +86,26 @@ def load_image(
         source_mode=source_mode,
         frames=frames,
     )
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Open ``data`` lazily (header only); anything PIL cannot identify is bad input."""
+    if not data:
+        raise BadInputError("the image file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # Our own limit is the one that counts; PIL's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise BadInputError(
+            f"the image has far too many pixels (limit {max_pixels:,}): {exc}"
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BadInputError(
+            f"the file is not an image in a format we can read ({len(data):,} bytes; "
+            "use JPEG, PNG, WebP, GIF, BMP or TIFF)"
+        ) from exc
 
 
 def _exif_upright(img: Image.Image) -> Image.Image:

@@ -178,6 +178,48 @@ def view_rotation(yaw_deg: float, elevation_deg: float) -> np.ndarray:
     return rx @ ry
 
 
+def _sphere_trace(
+    scene: Scene, origins: np.ndarray, direction: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """March rays from ``origins`` (``(n, 3)`` float) along ``direction`` (``(3,)`` float).
+
+    Returns
+    -------
+    t, hit
+        ``(n,)`` float distance travelled and ``(n,)`` bool whether the ray met the surface.
+    """
+    t = np.zeros(len(origins))
+    hit = np.zeros(len(origins), dtype=bool)
+    active = np.ones(len(origins), dtype=bool)
+    for _ in range(96):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        d = scene.sdf(origins[idx] + t[idx, None] * direction)
+        t[idx] += d
+        done = d < 1e-3
+        hit[idx[done]] = True
+        active[idx[done | (t[idx] > 6.0)]] = False
+    return t, hit
+
+
+def _sdf_normals(scene: Scene, pts: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """``(n, 3)`` float unit normals of ``scene`` at ``pts`` by central differences."""
+    axes = (np.array([eps, 0, 0]), np.array([0, eps, 0]), np.array([0, 0, eps]))
+    normals = np.stack([scene.sdf(pts + e) - scene.sdf(pts - e) for e in axes], axis=1)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-9)
+
+
+def _backdrop(background: str, size: int) -> np.ndarray:
+    """``(size, size, 3)`` float backdrop: near white, or grey to white from top to bottom."""
+    if background == "gradient":
+        rows = np.linspace(200, 250, size)[:, None, None]
+        return np.broadcast_to(rows, (size, size, 3)).astype(np.float64).copy()
+    if background == "plain":
+        return np.full((size, size, 3), 246.0)
+    raise ValueError(f"background must be plain or gradient, not {background!r}")
+
+
 def render(
     scene: Scene,
     *,
@@ -211,39 +253,13 @@ def render(
     origins_cam = np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, 3.0)], axis=1)  # (n, 3)
     origins = origins_cam @ rot  # camera -> world (rot is orthonormal)
     direction = np.array([0.0, 0.0, -1.0]) @ rot
-    t = np.zeros(len(origins))
-    hit = np.zeros(len(origins), dtype=bool)
-    active = np.ones(len(origins), dtype=bool)
-    for _ in range(96):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        d = scene.sdf(origins[idx] + t[idx, None] * direction)
-        t[idx] += d
-        done = d < 1e-3
-        hit[idx[done]] = True
-        active[idx[done | (t[idx] > 6.0)]] = False
+    t, hit = _sphere_trace(scene, origins, direction)
     pts = origins[hit] + t[hit, None] * direction
-    eps = 1e-3
-    normals = np.stack(
-        [
-            scene.sdf(pts + e) - scene.sdf(pts - e)
-            for e in (np.array([eps, 0, 0]), np.array([0, eps, 0]), np.array([0, 0, eps]))
-        ],
-        axis=1,
-    )
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-9)
-    light = np.array([0.4, 0.7, 0.6]) @ np.eye(3)
+    light = np.array([0.4, 0.7, 0.6])
     light = (light / np.linalg.norm(light)) @ rot  # lit from the camera's upper right
-    shade = 0.3 + 0.7 * np.clip(normals @ light, 0.0, 1.0)
+    shade = 0.3 + 0.7 * np.clip(_sdf_normals(scene, pts) @ light, 0.0, 1.0)
     colour = np.asarray(scene.colour, dtype=np.float64)[None, :] * shade[:, None]
-    if background == "gradient":
-        rows = np.linspace(200, 250, size)[:, None, None]
-        image = np.broadcast_to(rows, (size, size, 3)).astype(np.float64).copy()
-    elif background == "plain":
-        image = np.full((size, size, 3), 246.0)
-    else:
-        raise ValueError(f"background must be plain or gradient, not {background!r}")
+    image = _backdrop(background, size)
     flat = image.reshape(-1, 3)
     flat[hit] = colour
     mask = hit.reshape(size, size)

@@ -124,6 +124,45 @@ def fill_background(rgb: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return rgb[rows, cols]
 
 
+def _turn_away_side(
+    vertices: np.ndarray, normals: np.ndarray, turn_axis: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where vertices turned away from the camera sample, and which are never seen.
+
+    A vertex whose normal points away takes its image under a half turn about the vertical
+    axis; one pointing down along the axis is marked unseen.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(n, 3)`` float sampling positions and ``(n,)`` bool unseen flags.
+    """
+    point, up = turn_axis[0], turn_axis[1] / np.linalg.norm(turn_axis[1])
+    rel = vertices - point  # (n, 3) float
+    turned = point + 2.0 * (rel @ up)[:, None] * up[None, :] - rel
+    away = normals[:, 2] < 0.0
+    return np.where(away[:, None], turned, vertices), normals @ up < -0.5
+
+
+def _blend_caps(
+    front: np.ndarray, normals: np.ndarray, rgb: np.ndarray, inside: np.ndarray, rows: np.ndarray
+) -> None:
+    """Blend ``front`` (``(n, 3)`` float, in place) toward band medians where normals face up/down.
+
+    A cap seen edge-on lands on a single photo row; the median of a band of rows around it
+    keeps that row's streak out of the whole cap.
+    """
+    ny = np.abs(normals[:, 1])
+    cap = ny > CAP_START
+    if not cap.any():
+        return
+    object_rows = np.flatnonzero(inside.any(axis=1))
+    band = max(1, int(np.rint(CAP_BAND * (object_rows[-1] - object_rows[0] + 1))))
+    weight = np.clip((ny[cap] - CAP_START) / 0.25, 0.0, 1.0)[:, None]
+    median = band_medians(rgb, inside, rows[cap], band)
+    front[cap] = front[cap] * (1.0 - weight) + median * weight
+
+
 def vertex_colours(
     vertices: np.ndarray,
     normals: np.ndarray,
@@ -150,18 +189,14 @@ def vertex_colours(
     grid
         Size of the square grid the vertex coordinates refer to.
     turn_axis
-        ``(2, 3)`` float: a point on the object's vertical axis and its unit direction, in
-        the vertex frame. Vertices turned away from the camera then take the colour of their
-        image under a half turn about that axis (a box's back-left face looks like its
-        front-right face), and faces pointing down along it (never seen) the mean colour.
-        ``None``: the back mirrors the front through the plane ``z = const``.
+        ``(2, 3)`` float: a point on the object's vertical axis and its unit direction. Faces
+        turned away take the colour of their image under a half turn about it (see
+        :func:`_turn_away_side`); ``None``: the back mirrors the front through ``z = const``.
     box
         The fitted box of a box prior: every vertex is sampled inside its own face's image
         region and shaded as that face (see :func:`snap_to_box_faces`).
     caps
-        Colour vertices facing up or down (a revolved object's top and bottom, seen edge-on)
-        from the median of the object's pixels in a band of rows around where they project,
-        not from the single row they land on (which streaks the cap).
+        Colour caps seen edge-on from a band of rows (see :func:`_blend_caps`).
 
     Returns
     -------
@@ -174,25 +209,13 @@ def vertex_colours(
     if box is not None:
         vertices, normals = snap_to_box_faces(vertices, normals, box)
     if turn_axis is not None:
-        point, up = turn_axis[0], turn_axis[1] / np.linalg.norm(turn_axis[1])
-        rel = vertices - point  # (n, 3) float
-        turned = point + 2.0 * (rel @ up)[:, None] * up[None, :] - rel
-        away = normals[:, 2] < 0.0
-        vertices = np.where(away[:, None], turned, vertices)
-        unseen = normals @ up < -0.5
+        vertices, unseen = _turn_away_side(vertices, normals, turn_axis)
     scale = s / grid
     cols = np.clip(np.rint((vertices[:, 0] + 0.5) * scale - 0.5), 0, s - 1).astype(int)
     rows = np.clip(np.rint((grid - 0.5 - vertices[:, 1] + 0.5) * scale - 0.5), 0, s - 1).astype(int)
     front = filled[rows, cols]  # (n, 3) float
     if caps and inside.any():
-        ny = np.abs(normals[:, 1])
-        cap = ny > CAP_START
-        if cap.any():
-            object_rows = np.flatnonzero(inside.any(axis=1))
-            band = max(1, int(np.rint(CAP_BAND * (object_rows[-1] - object_rows[0] + 1))))
-            weight = np.clip((ny[cap] - CAP_START) / 0.25, 0.0, 1.0)[:, None]
-            median = band_medians(rgb, inside, rows[cap], band)
-            front[cap] = front[cap] * (1.0 - weight) + median * weight
+        _blend_caps(front, normals, rgb, inside, rows)
     mean = rgb[inside].astype(np.float32).mean(axis=0) if inside.any() else front.mean(axis=0)
     # Blend from the seen front to the guessed back as the normal turns away from the camera.
     facing = np.clip(normals[:, 2], -1.0, 1.0)  # (n,) float

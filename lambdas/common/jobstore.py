@@ -14,13 +14,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from boto3.dynamodb.conditions import Attr, ConditionBase
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from meshdrop_contract import ALLOWED_PREDECESSORS, TERMINAL_STATES, JobOptions, JobState
+from meshdrop_contract import (
+    ALLOWED_PREDECESSORS,
+    TERMINAL_STATES,
+    JobOptions,
+    JobState,
+    can_transition,
+)
 from meshdrop_contract.events import now_iso
 from meshdrop_contract.jobs import (
+    GSI_BY_SOURCE,
     GSI_BY_SOURCE_PK,
     GSI_BY_SOURCE_SK,
     GSI_BY_STATE_PK,
@@ -28,6 +35,7 @@ from meshdrop_contract.jobs import (
     TABLE_PK,
     TTL_ATTRIBUTE,
     content_pk,
+    from_dynamo,
     job_pk,
 )
 
@@ -43,6 +51,12 @@ PENDING_EVENT = "pending_event"
 SUBMIT_OWNER = "submit_owner"
 SUBMIT_LEASE_UNTIL = "submit_lease_until"
 NOTIFIED_AT = "notified_at"
+#: Set once SNS accepted the notification claimed by ``notified_at``: a claim without it, older
+#: than one function timeout, is a notification a crash lost between claim and publish.
+NOTIFICATION_SENT_AT = "notification_sent_at"
+#: Outbox mark: set with ``notified_at`` by :meth:`JobStore.claim_notification_outbox`, removed
+#: once SNS accepted the message. Still there long after its claim: the publish was lost.
+NOTIFICATION_PENDING = "notification_pending"
 
 _SECONDS_PER_DAY = 86_400
 
@@ -55,17 +69,6 @@ def to_dynamo(value: Any) -> Any:
         return {str(k): to_dynamo(v) for k, v in cast("Mapping[object, object]", value).items()}
     if isinstance(value, list | tuple):
         return [to_dynamo(v) for v in cast("Sequence[object]", value)]
-    return value
-
-
-def from_dynamo(value: Any) -> Any:
-    """DynamoDB resource value -> plain JSON-able Python (Decimals become int or float)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Mapping):
-        return {str(k): from_dynamo(v) for k, v in cast("Mapping[object, object]", value).items()}
-    if isinstance(value, list | tuple | set):
-        return [from_dynamo(v) for v in cast("Iterable[object]", value)]
     return value
 
 
@@ -145,7 +148,7 @@ class JobStore:
             ``(owner, seconds)``: the new record is born with the submit lease held by
             ``owner`` (see :meth:`claim_submit`), so creating and claiming is one write.
         """
-        if state not in {JobState.ACCEPTED, JobState.REJECTED}:
+        if not can_transition(None, state):
             raise ValueError(f"a job record cannot start in {state}")
         if lease is not None and state is not JobState.ACCEPTED:
             raise ValueError("only an ACCEPTED job has a submit lease")
@@ -239,6 +242,46 @@ class JobStore:
             condition=Attr(STATE).eq(JobState.ACCEPTED.value) & free,
         )
 
+    def take_lease_at(self, job_id: str, owner: str, *, now: int, until: int) -> WriteResult:
+        """:meth:`take_lease` on the caller's clock: free or expired at ``now``, held to ``until``.
+
+        Ingest passes its own clock so tests can move time instead of sleeping.
+        """
+        free = Attr(SUBMIT_LEASE_UNTIL).not_exists() | Attr(SUBMIT_LEASE_UNTIL).lt(now)
+        return self.update(
+            job_id,
+            {SUBMIT_OWNER: owner, SUBMIT_LEASE_UNTIL: until},
+            condition=Attr(STATE).eq(JobState.ACCEPTED.value) & free,
+        )
+
+    def release_lease(self, job_id: str, owner: str) -> bool:
+        """Give up ``owner``'s submit lease of a job still ACCEPTED; whether it was released.
+
+        Called when the holder fails, so the message's next delivery can proceed at once
+        instead of waiting for the lease to run out.
+        """
+        result = self.update(
+            job_id,
+            {SUBMIT_LEASE_UNTIL: 0},
+            remove=(SUBMIT_OWNER,),
+            condition=Attr(STATE).eq(JobState.ACCEPTED.value) & Attr(SUBMIT_OWNER).eq(owner),
+        )
+        return result.applied
+
+    def jobs_for_source(self, source_key: str) -> list[dict[str, Any]]:
+        """Every job of one source key (all its versions), oldest first (GSI ``by_source``)."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "IndexName": GSI_BY_SOURCE,
+            "KeyConditionExpression": Key(SOURCE_KEY).eq(source_key),
+        }
+        while True:
+            response = self._table.query(**kwargs)
+            items.extend(from_dynamo(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def clear_pending_event(self, job_id: str) -> None:
         self._table.update_item(
             Key={TABLE_PK: job_pk(job_id)}, UpdateExpression=f"REMOVE {PENDING_EVENT}"
@@ -259,6 +302,53 @@ class JobStore:
         self._table.update_item(
             Key={TABLE_PK: job_pk(job_id)}, UpdateExpression=f"REMOVE {NOTIFIED_AT}"
         )
+
+    def claim_notification_outbox(self, job_id: str) -> dict[str, Any] | None:
+        """:meth:`claim_notification` that also sets the outbox mark ``notification_pending``."""
+        terminal = sorted(s.value for s in TERMINAL_STATES)
+        now = now_iso()
+        result = self.update(
+            job_id,
+            {NOTIFIED_AT: now, NOTIFICATION_PENDING: now},
+            condition=Attr(STATE).is_in(terminal) & Attr(NOTIFIED_AT).not_exists(),
+        )
+        return result.item if result.applied else None
+
+    def release_notification_outbox(self, job_id: str) -> None:
+        """Undo :meth:`claim_notification_outbox` (the publish failed; a retry will notify)."""
+        self._table.update_item(
+            Key={TABLE_PK: job_pk(job_id)},
+            UpdateExpression="REMOVE #claimed, #pending",
+            ExpressionAttributeNames={"#claimed": NOTIFIED_AT, "#pending": NOTIFICATION_PENDING},
+        )
+
+    def mark_notification_sent(self, job_id: str) -> None:
+        """SNS accepted the claimed notification: record it and clear the outbox mark."""
+        self._table.update_item(
+            Key={TABLE_PK: job_pk(job_id)},
+            UpdateExpression="SET #sent = :now REMOVE #pending",
+            ExpressionAttributeNames={
+                "#sent": NOTIFICATION_SENT_AT,
+                "#pending": NOTIFICATION_PENDING,
+            },
+            ExpressionAttributeValues={":now": now_iso()},
+        )
+
+    def reclaim_lost_notification(self, job_id: str, claimed_before: str) -> dict[str, Any] | None:
+        """Take over a claim made before ``claimed_before`` (ISO time) whose publish never
+        completed (a crash between claim and publish); the item if this caller won, else ``None``.
+
+        Only claims with the outbox mark qualify, so records notified before it existed are
+        never notified twice.
+        """
+        now = now_iso()
+        result = self.update(
+            job_id,
+            {NOTIFIED_AT: now, NOTIFICATION_PENDING: now},
+            condition=Attr(NOTIFICATION_PENDING).lt(claimed_before)
+            & Attr(NOTIFICATION_SENT_AT).not_exists(),
+        )
+        return result.item if result.applied else None
 
     def put_content(
         self, content_sha256: str, options: JobOptions, attrs: Mapping[str, Any]

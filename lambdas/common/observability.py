@@ -30,3 +30,7 @@ class MetricName:
     UNKNOWN_JOBS = "UnknownJobs"
     STALE_EVENTS = "StaleEvents"
     NOTIFICATIONS_SENT = "NotificationsSent"
+    #: Events that failed their schema at the edge: dropped, never retried; alarmed.
+    INVALID_EVENTS = "InvalidEvents"
+    #: Generator events not believed (another Batch job or attempt, an asset it did not write).
+    UNTRUSTED_EVENTS = "UntrustedEvents"

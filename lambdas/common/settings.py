@@ -13,17 +13,25 @@ from functools import cache
 
 from meshdrop_contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from meshdrop_contract.wiring import (
+    ENV_DELETE_ASSETS_WITH_SOURCE,
+    ENV_ERROR_FILES,
     ENV_EVENT_BUS_NAME,
+    ENV_INGEST_TIMEOUT_SECONDS,
+    ENV_INGEST_VISIBILITY_SECONDS,
     ENV_JOB_DEFINITION,
     ENV_JOB_QUEUE,
     ENV_JOB_TTL_DAYS,
     ENV_MAX_IMAGE_BYTES,
     ENV_MAX_IMAGE_PIXELS,
+    ENV_SUBMIT_LEASE_SECONDS,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
 )
 
 DEFAULT_JOB_TTL_DAYS = 90
+#: What infra/ingest.py deploys: a 60 s function behind a queue with 6 x 60 s visibility.
+DEFAULT_INGEST_TIMEOUT_SECONDS = 60
+DEFAULT_INGEST_VISIBILITY_SECONDS = 360
 
 
 class ConfigurationError(RuntimeError):
@@ -50,6 +58,48 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigurationError(f"environment variable {name}={raw!r} is not true or false")
+
+
+def submit_lease_seconds(env: Mapping[str, str]) -> int:
+    """The submit lease: longer than the function may run, shorter than the queue hides a message.
+
+    Longer than the function timeout, so a live holder is never overtaken while it may still
+    call SubmitJob; shorter than the visibility timeout, so a holder that died without releasing
+    it (a timeout, an out-of-memory kill) has lost it by the time SQS delivers the message again.
+    Default: twice the function timeout, if that fits.
+    """
+    timeout = _positive_int(env, ENV_INGEST_TIMEOUT_SECONDS, DEFAULT_INGEST_TIMEOUT_SECONDS)
+    visibility = _positive_int(
+        env, ENV_INGEST_VISIBILITY_SECONDS, DEFAULT_INGEST_VISIBILITY_SECONDS
+    )
+    if visibility <= timeout + 1:
+        raise ConfigurationError(
+            f"{ENV_INGEST_VISIBILITY_SECONDS}={visibility} leaves no room for a submit lease "
+            f"longer than {ENV_INGEST_TIMEOUT_SECONDS}={timeout}"
+        )
+    default = min(2 * timeout, visibility - 1)
+    lease = _positive_int(env, ENV_SUBMIT_LEASE_SECONDS, default)
+    if not timeout < lease < visibility:
+        raise ConfigurationError(
+            f"{ENV_SUBMIT_LEASE_SECONDS}={lease} must be longer than the function timeout "
+            f"({timeout} s) and shorter than the queue's visibility timeout ({visibility} s)"
+        )
+    return lease
+
+
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
     table_name: str
@@ -59,6 +109,12 @@ class IngestSettings:
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
     job_ttl_days: int = DEFAULT_JOB_TTL_DAYS
+    #: See :func:`submit_lease_seconds`.
+    submit_lease_seconds: int = 2 * DEFAULT_INGEST_TIMEOUT_SECONDS
+    #: Deleting a photo deletes its asset, thumbnail and error file too.
+    delete_assets_with_source: bool = False
+    #: A REJECTED (or FAILED) job leaves ``<name>.error.json`` beside its asset key.
+    error_files: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestSettings:
@@ -71,7 +127,15 @@ class IngestSettings:
             max_image_bytes=_positive_int(env, ENV_MAX_IMAGE_BYTES, MAX_IMAGE_BYTES),
             max_image_pixels=_positive_int(env, ENV_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS),
             job_ttl_days=_positive_int(env, ENV_JOB_TTL_DAYS, DEFAULT_JOB_TTL_DAYS),
+            submit_lease_seconds=submit_lease_seconds(env),
+            delete_assets_with_source=_flag(env, ENV_DELETE_ASSETS_WITH_SOURCE, False),
+            error_files=error_files_enabled(env),
         )
+
+
+def error_files_enabled(env: Mapping[str, str]) -> bool:
+    """Whether failed and rejected jobs leave an error file (state function may ask it too)."""
+    return _flag(env, ENV_ERROR_FILES, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +143,8 @@ class StateSettings:
     table_name: str
     topic_arn: str
     job_ttl_days: int = DEFAULT_JOB_TTL_DAYS
+    #: A FAILED job leaves ``<name>.error.json`` beside its asset; a success removes it.
+    error_files: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StateSettings:
@@ -87,6 +153,7 @@ class StateSettings:
             table_name=_required(env, ENV_TABLE_NAME),
             topic_arn=_required(env, ENV_TOPIC_ARN),
             job_ttl_days=_positive_int(env, ENV_JOB_TTL_DAYS, DEFAULT_JOB_TTL_DAYS),
+            error_files=error_files_enabled(env),
         )
 
 

@@ -1,7 +1,10 @@
-"""Ingest Lambda: an SQS batch of S3 object-created notifications.
+"""Ingest Lambda: an SQS batch of S3 object notifications (direct, through SNS or EventBridge).
 
-Each SQS record is processed on its own; a failing record is reported back as a partial batch
-failure (the event source mapping needs ``ReportBatchItemFailures``) so only it is retried.
+Each SQS record is processed on its own. A record that can never succeed (a malformed or
+unrecognised body) is logged with the reason, counted (``InvalidEvents``) and dropped; a record
+that failed for a reason that may pass (throttling, a held lease, an AWS error) is reported back
+as a partial batch failure (the event source mapping needs ``ReportBatchItemFailures``) so only
+it is retried.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ..common.clients import client
 from ..common.jobstore import JobStore
 from ..common.observability import MetricName, logger, metrics, tracer
 from ..common.settings import ConfigurationError, ingest_settings
+from .access import BACKOFF_BUDGET_SECONDS, Backoff
 from .service import Ingestor, Outcome
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -47,11 +51,33 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # set by the Lambda runtime only
     warm_up()
 
 
+#: Seconds of the invocation kept free of SubmitJob backoff, for the writes that follow it.
+_BACKOFF_MARGIN_SECONDS = 15.0
+
+
+def _backoff(context: LambdaContext | None) -> Backoff:
+    if context is None:
+        return Backoff()
+    remaining = context.get_remaining_time_in_millis() / 1000 - _BACKOFF_MARGIN_SECONDS
+    return Backoff(budget_seconds=max(0.0, min(BACKOFF_BUDGET_SECONDS, remaining)))
+
+
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> list[Outcome]:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> list[Outcome]:
+    """One SQS record: handled, or dropped with a reason when invalid; raises only to retry.
+
+    The body is read from the raw record, so a record without a text body is an invalid
+    event (logged, counted, dropped) rather than a crash.
+    """
     metrics.add_metric(name=MetricName.RECORDS_PROCESSED, unit="Count", value=1)
-    outcomes = Ingestor(ingest_settings()).handle_body(record.body)
-    logger.info("record processed", extra={"outcomes": [o.value for o in outcomes]})
+    ingestor = Ingestor(ingest_settings(), backoff=_backoff(lambda_context))
+    # The message id ties every line (a dropped invalid body's reason included) to the message.
+    logger.append_keys(message_id=record.raw_event.get("messageId"))
+    try:
+        outcomes = ingestor.handle_body(record.raw_event.get("body"))
+        logger.info("record processed", extra={"outcomes": [o.value for o in outcomes]})
+    finally:
+        logger.remove_keys(["message_id"])
     return outcomes
 
 

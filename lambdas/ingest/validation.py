@@ -24,6 +24,7 @@ from PIL import (
 )
 
 from meshdrop_contract import MIN_IMAGE_SIDE
+from meshdrop_contract.limits import image_size_problem
 
 # Register the accepted formats' decoders now, at cold start. Left to Pillow, the first open
 # of a record pays for it (preinit: ~10 ms), and the first WEBP or TIFF makes Pillow import
@@ -208,15 +209,10 @@ def inspect_image(data: bytes, sha256: str, *, max_pixels: int) -> ImageInfo:
         raise RejectedInputError(f"cannot read the {fmt} header: {err}") from None
     with image:
         width, height = image.size
-        if width * height > max_pixels:
-            raise RejectedInputError(
-                f"image is {width}x{height} ({width * height / 1e6:.1f} megapixels), above the "
-                f"limit of {max_pixels / 1e6:.1f} megapixels"
-            )
-        if min(width, height) < MIN_IMAGE_SIDE:
-            raise RejectedInputError(
-                f"image is {width}x{height} pixels; each side must be at least {MIN_IMAGE_SIDE}"
-            )
+        # The contract's wording, which the generator also uses on the bytes it downloads.
+        problem = image_size_problem(width, height, max_pixels=max_pixels, min_side=MIN_IMAGE_SIDE)
+        if problem is not None:
+            raise RejectedInputError(problem)
         mode = image.mode
         _check_truncation(fmt, data, image)
     return ImageInfo(

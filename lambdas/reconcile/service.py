@@ -51,6 +51,7 @@ from ..common.eventbus import emit
 from ..common.jobstore import SUBMIT_OWNER, JobStore, from_dynamo
 from ..common.observability import logger
 from ..state.service import StateApplier
+from ..state.validation import Outcome, check_event
 from .settings import ReconcileSettings
 
 #: Submit lease the reconciler takes on an ACCEPTED job: longer than its own timeout.
@@ -258,7 +259,14 @@ class Reconciler:
         batch_job_id = str(job.get("jobId"))
         if status not in _APPLIED_STATUSES:
             return Action(job_id, state.value, "waiting", f"Batch job is {status}", batch_job_id)
-        applied = self.applier.apply(BATCH_SOURCE, BATCH_DETAIL_TYPE, batch_detail(job))
+        # Through the state function's own edge check, as the event would have gone.
+        checked = check_event(
+            {"source": BATCH_SOURCE, "detail-type": BATCH_DETAIL_TYPE, "detail": batch_detail(job)}
+        )
+        if checked.outcome is not Outcome.VALID:
+            why = f"the Batch job description is not usable: {checked.reason}"
+            return Action(job_id, state.value, "skipped", why, batch_job_id)
+        applied = self.applier.apply(checked.source, checked.detail_type, checked.detail)
         outcome = applied.state.value if applied.state else "unchanged"
         reason = f"Batch job is {status}; the record is now {outcome}"
         action = "applied" if applied.changed else "waiting"

@@ -2,15 +2,14 @@
 
 Every write is conditional (see :class:`lambdas.common.jobstore.JobStore`): an event that would
 move a job backwards fails its condition and is logged as stale; it is never an error, because
-EventBridge delivers at least once and in no particular order.
+EventBridge delivers at least once and in no particular order. Events reach this module already
+checked against their schemas (:mod:`.validation`); meshdrop's own events are handled in
+:mod:`.meshdrop_events`, the notification in :mod:`.notify`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr
@@ -21,34 +20,27 @@ from meshdrop_contract import (
     EVENT_SOURCE,
     TERMINAL_STATES,
     DetailType,
-    ErrorKind,
-    InvalidKeyError,
-    JobOptions,
     JobState,
-    parse_source_key,
 )
 
 from ..common.clients import client
-from ..common.jobstore import STATE, JobStore, WriteResult, to_dynamo
+from ..common.jobstore import STATE, JobStore, WriteResult
 from ..common.observability import MetricName, logger, metrics
 from ..common.settings import StateSettings
-from .mapping import batch_change
+from .mapping import BatchChange, batch_change
+from .meshdrop_events import apply_meshdrop
+from .notify import (
+    SILENT_STATES,
+    Notifier,
+    derived_keys,
+    notification_message,
+    notification_subject,
+)
+from .outcome import Applied, ignored
 
-_SUBJECT_UNSAFE = re.compile(r"[^\x20-\x7e]")
+__all__ = ["Applied", "StateApplier", "notification_message", "notification_subject"]
 
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """What one event did: the job, its state afterwards, and whether a notification went out."""
-
-    job_id: str | None
-    state: JobState | None
-    changed: bool
-    notified: bool = False
-
-
-def _pick(detail: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    return {n: detail[n] for n in names if detail.get(n) is not None}
+_TERMINAL = sorted(s.value for s in TERMINAL_STATES)
 
 
 class StateApplier:
@@ -56,19 +48,19 @@ class StateApplier:
         self.settings = settings
         self.store = store or JobStore(settings.table_name, settings.job_ttl_days)
         self.sns = client("sns")
+        self.s3 = client("s3")
+        self.notifier = Notifier(settings, self.store, self.sns, self.s3)
 
     def apply(self, source: str, detail_type: str, detail: Mapping[str, Any]) -> Applied:
+        """Apply a (schema-valid) event; see :func:`.validation.check_event`."""
         if source == BATCH_SOURCE and detail_type == BATCH_DETAIL_TYPE:
             return self._apply_batch(detail)
-        if source == EVENT_SOURCE:
-            try:
-                kind = DetailType(detail_type)
-            except ValueError:
-                logger.warning("unknown meshdrop detail type", extra={"detail_type": detail_type})
-                return Applied(job_id=None, state=None, changed=False)
-            return self._apply_meshdrop(kind, detail)
-        logger.warning("event from an unexpected source", extra={"source": source})
-        return Applied(job_id=None, state=None, changed=False)
+        if source == EVENT_SOURCE and detail_type in {t.value for t in DetailType}:
+            return apply_meshdrop(self, DetailType(detail_type), detail)
+        return ignored(f"not an event this function handles: {source!r} / {detail_type!r}")
+
+    def notify_once(self, job_id: str) -> bool:
+        return self.notifier.notify_once(job_id)
 
     # -- Batch -------------------------------------------------------------------------------
 
@@ -76,200 +68,72 @@ class StateApplier:
         change = batch_change(detail)
         if change is None:
             logger.debug("Batch event ignored", extra={"status": detail.get("status")})
-            return Applied(job_id=None, state=None, changed=False)
+            return ignored(f"Batch status {detail.get('status')!r} of {detail.get('jobName')!r}")
         job_id = change.job_id
+        record = self.store.get(job_id)
+        if record is None:
+            return self.finish(job_id, WriteResult(applied=False, item=None), changed=False)
+        recorded = record.get("batch_job_id")
+        batch_job_id = change.attrs.get("batch_job_id")
+        if recorded and batch_job_id and recorded != batch_job_id:
+            # Another Batch job with the job's name (a double submission): not this record's.
+            reason = f"Batch job {batch_job_id} is not the job's Batch job {recorded}"
+            logger.warning("Batch event of another Batch job", extra={"reason": reason})
+            return ignored(reason, job_id)
         if change.target is None:
-            # A failed attempt Batch will retry: note it, keep the state.
-            logger.info("Batch attempt failed; retry follows", extra={"attrs": change.attrs})
-            terminal = sorted(s.value for s in TERMINAL_STATES)
-            result = self.store.update(
-                job_id,
-                {"last_error": change.attrs["error"], "attempts": change.attrs["attempts"]},
-                condition=~Attr(STATE).is_in(terminal),
-            )
-            return self._finish(job_id, result, changed=False)
-        attrs = dict(change.attrs)
-        if change.target is JobState.SUCCEEDED:
-            attrs.update(self._asset_from_record(job_id))
-        result = self.store.transition(job_id, change.target, attrs)
-        return self._finish(job_id, result, changed=result.applied)
+            return self._record_attempt(job_id, change)
+        return self._batch_transition(job_id, change, record)
 
-    def _asset_from_record(self, job_id: str) -> dict[str, Any]:
-        item = self.store.get(job_id)
-        if not item or item.get("asset_key"):
-            return {}
-        try:
-            options = JobOptions.from_dict(item.get("options") or {})
-            source = parse_source_key(str(item.get("source_key", "")))
-        except (InvalidKeyError, ValueError):
-            return {}
-        return {
-            "asset_key": source.asset_key(options.format.value),
-            "thumbnail_key": source.thumbnail_key(),
-        }
-
-    # -- meshdrop events ---------------------------------------------------------------------
-
-    def _apply_meshdrop(self, kind: DetailType, detail: Mapping[str, Any]) -> Applied:
-        job_id = str(detail.get("job_id", ""))
-        if not job_id:
-            logger.warning("meshdrop event without a job id", extra={"detail_type": kind.value})
-            return Applied(job_id=None, state=None, changed=False)
-        if kind is DetailType.ACCEPTED:
-            return self._accepted(job_id, detail)
-        if kind is DetailType.PROGRESS:
-            progress = float(detail.get("progress", 0.0))
-            attrs = _pick(detail, "stage", "attempt", "timings") | {"progress": progress}
-            moving_on = Attr(STATE).eq(JobState.RUNNING.value) & (
-                Attr("progress").not_exists() | Attr("progress").lt(to_dynamo(progress))
-            )
-            result = self.store.transition(job_id, JobState.RUNNING, attrs, or_when=moving_on)
-        elif kind is DetailType.SUCCEEDED:
-            attrs = _pick(
-                detail,
-                "asset_key",
-                "thumbnail_key",
-                "faces",
-                "vertices",
-                "bytes",
-                "seconds",
-                "timings",
-                "metrics",
-                "reused",
-            )
-            # Batch's SUCCEEDED may come first; the generator's details still belong on the job.
-            late_details = Attr(STATE).eq(JobState.SUCCEEDED.value) & Attr("faces").not_exists()
-            result = self.store.transition(job_id, JobState.SUCCEEDED, attrs, or_when=late_details)
-            if result.state is JobState.SUCCEEDED and not detail.get("reused"):
-                self._remember_content(result.item or {}, detail)
-        elif kind is DetailType.FAILED:
-            attrs = {"error": detail.get("reason"), "error_kind": detail.get("error_kind")}
-            attrs |= _pick(detail, "exit_code", "attempts", "seconds", "metrics")
-            if detail.get("error_kind") == ErrorKind.TRANSIENT.value:
-                # Batch retries transient exits; its final FAILED event ends the job if needed.
-                terminal = sorted(s.value for s in TERMINAL_STATES)
-                result = self.store.update(
-                    job_id,
-                    {"last_error": attrs["error"]},
-                    condition=~Attr(STATE).is_in(terminal),
-                )
-                return self._finish(job_id, result, changed=False)
-            result = self.store.transition(job_id, JobState.FAILED, attrs)
-        else:  # REJECTED: ingest already wrote it; this keeps a lost write from going unseen
-            attrs = {"error": detail.get("reason"), "error_kind": detail.get("error_kind")}
-            result = self.store.transition(job_id, JobState.REJECTED, attrs)
-        return self._finish(job_id, result, changed=result.applied)
-
-    def _accepted(self, job_id: str, detail: Mapping[str, Any]) -> Applied:
-        if self.store.get(job_id) is not None:
-            return Applied(job_id=job_id, state=None, changed=False)
-        logger.warning("Job Accepted for a job without a record; recreating it")
-        attrs = _pick(detail, "bucket", "source_key", "asset_key", "options", "source_sha256")
-        if detail.get("source_version"):
-            attrs["source_version"] = detail["source_version"]
-        result = self.store.create(job_id, JobState.ACCEPTED, attrs)
-        if result.applied and detail.get("batch_job_id"):
-            result = self.store.transition(
-                job_id, JobState.SUBMITTED, {"batch_job_id": detail["batch_job_id"]}
-            )
-        return self._finish(job_id, result, changed=result.applied)
-
-    def _remember_content(self, item: Mapping[str, Any], detail: Mapping[str, Any]) -> None:
-        sha = item.get("source_sha256")
-        if not sha or not item.get("faces") or not item.get("asset_key"):
-            return
-        options = JobOptions.from_dict(item.get("options") or {})
-        self.store.put_content(
-            str(sha),
-            options,
-            {
-                "job_id": item["job_id"],
-                "bucket": item.get("bucket"),
-                "asset_key": item["asset_key"],
-                "thumbnail_key": item.get("thumbnail_key"),
-                "faces": item.get("faces"),
-                "vertices": item.get("vertices"),
-                "bytes": item.get("bytes"),
-            },
+    def _record_attempt(self, job_id: str, change: BatchChange) -> Applied:
+        """A retry (RUNNABLE/STARTING again): note the attempt; the state stays as it is."""
+        attempt = int(change.attrs["attempt"])
+        logger.info("Batch retries the job", extra={"job_id": job_id, "attrs": change.attrs})
+        newer = Attr("attempt").not_exists() | Attr("attempt").lt(attempt)
+        result = self.store.update(
+            job_id, change.attrs, condition=~Attr(STATE).is_in(_TERMINAL) & newer
         )
+        return self.finish(job_id, result, changed=result.applied)
+
+    def _batch_transition(
+        self, job_id: str, change: BatchChange, record: Mapping[str, Any]
+    ) -> Applied:
+        assert change.target is not None
+        attrs = dict(change.attrs)
+        or_when = None
+        remove: tuple[str, ...] = ()
+        if change.target is JobState.SUCCEEDED:
+            # Batch's SUCCEEDED may come before the generator's event: the keys are known anyway.
+            attrs.update(derived_keys(record))
+        elif change.target is JobState.RUNNING:
+            attempt = int(attrs["attempt"])
+            # RUNNING again with a higher attempt is a retry under way: record it, and let the
+            # new attempt's progress start over.
+            or_when = Attr(STATE).eq(JobState.RUNNING.value) & (
+                Attr("attempt").not_exists() | Attr("attempt").lt(attempt)
+            )
+            remove = ("progress", "stage") if attempt > 1 else ()
+        result = self.store.transition(job_id, change.target, attrs, or_when=or_when, remove=remove)
+        return self.finish(job_id, result, changed=result.applied)
 
     # -- outcome and notification ------------------------------------------------------------
 
-    def _finish(self, job_id: str, result: WriteResult, *, changed: bool) -> Applied:
+    def finish(self, job_id: str, result: WriteResult, *, changed: bool) -> Applied:
         if result.item is None:
             metrics.add_metric(name=MetricName.UNKNOWN_JOBS, unit="Count", value=1)
             logger.warning("event for an unknown job", extra={"job_id": job_id})
-            return Applied(job_id=job_id, state=None, changed=False)
+            return Applied(job_id=job_id, state=None, changed=False, reason="unknown job")
         state = result.state
         if not result.applied:
             metrics.add_metric(name=MetricName.STALE_EVENTS, unit="Count", value=1)
             logger.info("stale or duplicate event left the job as it is", extra={"state": state})
         notified = False
-        if state is not None and state.terminal:
+        if state is not None and state.terminal and state not in SILENT_STATES:
             notified = self.notify_once(job_id)
         return Applied(job_id=job_id, state=state, changed=changed, notified=notified)
 
-    def notify_once(self, job_id: str) -> bool:
-        """Publish the job's final notification unless some delivery already did."""
-        item = self.store.claim_notification(job_id)
-        if item is None:
+    def notify_if_terminal(self, job_id: str) -> bool:
+        """After an event was dropped: a terminal, unnotified job still gets its notification."""
+        record = self.store.get(job_id)
+        if record is None or record.get(STATE) not in _TERMINAL:
             return False
-        message = notification_message(item)
-        try:
-            self.sns.publish(
-                TopicArn=self.settings.topic_arn,
-                Subject=notification_subject(item),
-                Message=json.dumps(message, ensure_ascii=False),
-                MessageAttributes={
-                    "state": {"DataType": "String", "StringValue": message["state"]},
-                    "category": {"DataType": "String", "StringValue": _category(item)},
-                },
-            )
-        except Exception:
-            # Give the claim back so EventBridge's retry of this event can notify.
-            self.store.release_notification(job_id)
-            raise
-        state = JobState(message["state"])
-        metrics.add_metric(name=MetricName.NOTIFICATIONS_SENT, unit="Count", value=1)
-        if state is JobState.SUCCEEDED:
-            metrics.add_metric(name=MetricName.JOBS_SUCCEEDED, unit="Count", value=1)
-            if isinstance(message.get("seconds"), int | float) and not item.get("reused"):
-                metrics.add_metric(
-                    name=MetricName.JOB_SECONDS, unit="Seconds", value=message["seconds"]
-                )
-        elif state is JobState.FAILED:
-            metrics.add_metric(name=MetricName.JOBS_FAILED, unit="Count", value=1)
-        return True
-
-
-def _category(item: Mapping[str, Any]) -> str:
-    try:
-        return parse_source_key(str(item.get("source_key", ""))).category.value
-    except InvalidKeyError:
-        return "unknown"
-
-
-def notification_message(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON body of the SNS notification for a terminal job record."""
-    state = str(item.get(STATE))
-    succeeded = state == JobState.SUCCEEDED.value
-    seconds = item.get("seconds", item.get("batch_seconds"))
-    return {
-        "job_id": item.get("job_id"),
-        "state": state,
-        "bucket": item.get("bucket"),
-        "source_key": item.get("source_key"),
-        "asset_key": item.get("asset_key") if succeeded else None,
-        "thumbnail_key": item.get("thumbnail_key") if succeeded else None,
-        "reused": bool(item.get("reused", False)),
-        "error": None if succeeded else item.get("error"),
-        "error_kind": None if succeeded else item.get("error_kind"),
-        "seconds": seconds,
-    }
-
-
-def notification_subject(item: Mapping[str, Any]) -> str:
-    """SNS subjects must be ASCII, one line, under 100 characters."""
-    name = str(item.get("source_key", "")).rsplit("/", 1)[-1]
-    subject = f"meshdrop job {item.get(STATE)}: {name}"
-    return _SUBJECT_UNSAFE.sub("?", subject)[:99]
+        return self.notify_once(job_id)

@@ -19,9 +19,9 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from meshdrop.cli import generate, local, model, remote, smoke
+    from meshdrop.cli import cost, generate, local, model, remote, smoke
 
-    for module in (local, generate, remote, model, smoke):
+    for module in (local, generate, remote, model, smoke, cost):
         module.register(app)
 
 

@@ -1,4 +1,4 @@
-"""``python -m meshdrop.cli``: the ``meshdrop`` command from a checkout (no install needed)."""
+"""``python -m meshdrop.cli``: the same as the ``meshdrop`` command."""
 
 from meshdrop.cli import main
 

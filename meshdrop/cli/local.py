@@ -122,6 +122,10 @@ def run(
         float, typer.Option("--timeout", help="Give up on unfinished jobs after this many s.")
     ] = 1800.0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Generator jobs at once.")] = 1,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Then serve the gallery on localhost (Ctrl-C stops)."),
+    ] = False,
 ) -> None:
     """Upload IMAGES to a local bucket and run them through the pipeline.
 
@@ -169,6 +173,10 @@ def run(
         )
         if summary.gallery is not None:
             Console(file=stdout).print(f"gallery: {summary.gallery}")
+    if serve and summary.gallery is not None:
+        from meshdrop.gallery.serve import serve as serve_gallery
+
+        serve_gallery(summary.gallery.parent)
     if not all(r.status == JobState.SUCCEEDED for r in summary.reports):
         raise typer.Exit(1)
 

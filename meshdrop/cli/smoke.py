@@ -293,6 +293,7 @@ def smoke_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run one sample photo through the deployed stack and report what happened, and when."""
+    from meshdrop.cli.remote import jobs
     from meshdrop.remote.client import Remote
     from meshdrop.remote.errors import RemoteError
 
@@ -302,8 +303,9 @@ def smoke_cmd(
         remote.check_bucket()
         say: Say = (lambda _: None) if as_json else typer.echo
         report = run_smoke(
-            remote, photo, timeout=timeout, interval=interval, notify=notification, say=say
-        )
+            remote, photo, timeout=timeout, interval=interval, notify=notification,
+            clock=jobs.CLOCK.now, sleep=jobs.CLOCK.sleep, say=say,
+        )  # fmt: skip
     except RemoteError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from None

@@ -13,8 +13,9 @@ receive it in AWS and in what shape:
 * a Lambda asynchronous-invocation failure record (what an on-failure destination or
   ``meshdrop dlq show`` holds): the original event under ``requestPayload``, routed as above.
 
-The bucket named anywhere in an event is taken to be the local stack's bucket, so events
-captured from a deployed stack replay as they are. Each file's result says which consumer got
+The bucket named anywhere in an event is taken to be the local stack's bucket, and the Batch job
+an event names is taken to be the local job's Batch job (when the local stack knows the job), so
+events captured from a deployed stack replay as they are. Each file's result says which consumer got
 it and what came of it (:data:`OUTCOMES`), with the job records it touched and the SNS
 messages it caused.
 """
@@ -33,7 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from meshdrop.remote.jobs import JobRecord
-from meshdrop_contract import BATCH_DETAIL_TYPE, BATCH_SOURCE, EVENT_SOURCE, DetailType
+from meshdrop_contract import (
+    BATCH_DETAIL_TYPE,
+    BATCH_SOURCE,
+    EVENT_SOURCE,
+    DetailType,
+    job_id_from_batch_job_name,
+)
 from meshdrop_contract.jobs import JOB_PK_PREFIX, TABLE_PK, from_dynamo
 
 from .pipeline import LocalPipeline
@@ -191,6 +198,33 @@ def _event_problem(event: Mapping[str, Any]) -> str | None:
     return f"no meshdrop consumer takes {event.get('source')!r} events"
 
 
+def localize_batch_job(
+    event: dict[str, Any], jobs: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``event`` with the Batch job it names taken to be the local job's, as the bucket is.
+
+    A captured event names the deployed stack's Batch job; the same job replayed here has
+    another Batch job id (the state function believes an event only about the job's own Batch
+    job). Only a job the local stack knows, with a recorded Batch job id, is mapped.
+    """
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        return event
+    if event.get("source") == BATCH_SOURCE:
+        job_id = job_id_from_batch_job_name(str(detail.get("jobName", "")))
+        field_name = "jobId"
+    else:
+        job_id = str(detail.get("job_id") or "") or None
+        field_name = "batch_job_id"
+    record = jobs.get(f"{JOB_PK_PREFIX}{job_id}") if job_id else None
+    local = str((record or {}).get("batch_job_id") or "")
+    captured = detail.get(field_name)
+    if not local or not isinstance(captured, str) or captured == local:
+        return event
+    text = json.dumps(event).replace(captured, local)  # jobArn and resources name it too
+    return json.loads(text)
+
+
 # -- the replay --------------------------------------------------------------------------------
 
 
@@ -310,6 +344,8 @@ class Replayer:
         text = file.read_bytes().decode("utf-8", errors="replace")
         delivery = route(text, self.resources.bucket)
         before = self._jobs()
+        if delivery.event is not None:
+            delivery.event = localize_batch_job(delivery.event, before)
         sent = len(self.pipeline.notifications)
         with _handler_logs() as logs:
             error, returned = self._deliver(delivery)
@@ -421,8 +457,10 @@ def _decide(
         return "error", _error_text(error)
     if isinstance(returned, dict) and returned.get("batchItemFailures"):
         return "error", said or "the handler handed the record back for a retry"
-    if isinstance(returned, dict) and returned.get("outcome") in OUTCOMES:
-        return str(returned["outcome"]), str(returned.get("reason") or said or "")
+    told = returned.get("outcome") if isinstance(returned, dict) else None
+    if told in OUTCOMES and told != "applied":
+        # The handler's own verdict (a dropped invalid event, one it does not handle).
+        return str(told), str(returned.get("reason") or said or told)
     if delivery.consumer == INGEST:
         return _ingest_outcome(delivery, touched, said)
     if touched:

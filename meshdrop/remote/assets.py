@@ -17,7 +17,7 @@ from typing import Any
 
 from meshdrop_contract import ASSET_PREFIX, SOURCE_PREFIX, JobState
 from meshdrop_contract.jobs import ASSET_META_JOB_ID
-from meshdrop_contract.keys import THUMBNAIL_SUFFIX
+from meshdrop_contract.keys import ERROR_SUFFIX, THUMBNAIL_SUFFIX
 
 from .client import Remote
 from .errors import RemoteError, guard
@@ -48,7 +48,7 @@ class AssetVersion:
 
 
 def list_assets(remote: Remote, prefix: str = "") -> Iterator[AssetObject]:
-    """Assets (thumbnails excluded) under ``3d_assets/<prefix>``."""
+    """Assets (thumbnails and error files excluded) under ``3d_assets/<prefix>``."""
     full = prefix if prefix.startswith(ASSET_PREFIX) else f"{ASSET_PREFIX}{prefix}"
     with guard(f"bucket {remote.bucket}"):
         pages = remote.s3.get_paginator("list_objects_v2").paginate(
@@ -56,7 +56,7 @@ def list_assets(remote: Remote, prefix: str = "") -> Iterator[AssetObject]:
         )
         for page in pages:
             for obj in page.get("Contents", []):
-                if obj["Key"].endswith(THUMBNAIL_SUFFIX):
+                if obj["Key"].endswith((THUMBNAIL_SUFFIX, ERROR_SUFFIX)):
                     continue
                 yield AssetObject(obj["Key"], obj["Size"], obj["LastModified"])
 

@@ -118,12 +118,8 @@ def make_photo(
     img = backdrop * (1 - coverage[:, :, None]) + obj * coverage[:, :, None]
     img = img + rng.normal(0.0, noise, img.shape)
     data, fmt = _encode(np.clip(np.rint(img), 0, 255).astype(np.uint8), jpeg_quality)
-    parts = [shape, background]
-    parts += [p for p, on in (("shadow", shadow), ("label", label)) if on]
-    if jpeg_quality is not None:
-        parts.append(f"q{jpeg_quality}")
     return SyntheticPhoto(
-        name="-".join(parts),
+        name=_photo_name(shape, background, shadow, label, jpeg_quality),
         rgb=np.asarray(Image.open(io.BytesIO(data)).convert("RGB")),
         mask=coverage >= 0.5,
         shadow=shadow_mask,
@@ -132,6 +128,17 @@ def make_photo(
         data=data,
         format=fmt,
     )
+
+
+def _photo_name(
+    shape: str, background: str, shadow: bool, label: bool, jpeg_quality: int | None
+) -> str:
+    """A readable test id: ``box-gradient-shadow-q80``."""
+    parts = [shape, background]
+    parts += [p for p, on in (("shadow", shadow), ("label", label)) if on]
+    if jpeg_quality is not None:
+        parts.append(f"q{jpeg_quality}")
+    return "-".join(parts)
 
 
 def _with_shadow(

@@ -52,6 +52,8 @@ def test_job_events_rule_uses_the_contract_pattern_on_the_meshdrop_bus(
     props = rule(template, "RoutingJobEventsRule")
     assert props["EventPattern"] == meshdrop_job_events_pattern()
     assert logical_ref(props["EventBusName"]).startswith("EventsBus")
+    # The state function maps "Job Superseded" to SUPERSEDED: the rule must deliver it.
+    assert "Job Superseded" in props["EventPattern"]["detail-type"]
 
 
 def test_batch_rule_matches_this_queue_on_the_default_bus(template: Template) -> None:

@@ -34,7 +34,9 @@ def project(tmp_path: Path) -> Path:
 def test_requirements_come_from_the_lambda_extra_without_boto3() -> None:
     reqs = lambda_requirements()
     assert any(r.startswith("pillow==") for r in reqs)
-    assert any(r.startswith("aws-lambda-powertools[tracer]==") for r in reqs)
+    assert any(r.startswith("aws-lambda-powertools[tracer,validation]==") for r in reqs)
+    # The state function validates events with Powertools' validation utility (fastjsonschema).
+    assert any(r.startswith("fastjsonschema==") for r in reqs)
     assert not any(r.startswith(("boto3", "botocore")) for r in reqs)
 
 

@@ -70,9 +70,16 @@ def test_runnable_age_alarms_at_the_runnable_timeout(template: Template) -> None
     assert found["Dimensions"] == [{"Name": "service", "Value": "meshdrop"}]
 
 
+def test_invalid_events_dropped_by_the_state_function_alarm(template: Template) -> None:
+    (found,) = alarm_on(template, "InvalidEvents", "meshdrop")
+    assert (found["Threshold"], found["Statistic"]) == (1, "Sum")
+    assert found["Dimensions"] == [{"Name": "service", "Value": "meshdrop"}]
+    assert found["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
 def test_every_alarm_notifies_the_alarm_topic_and_idles_quietly(template: Template) -> None:
     found = alarms(template)
-    assert len(found) == 11  # + the reconciler's errors and its schedule's dead-letter queue
+    assert len(found) == 12  # 9 + InvalidEvents + the reconciler's errors and its DLQ
     for alarm in found.values():
         props = alarm["Properties"]
         (action,) = props["AlarmActions"]

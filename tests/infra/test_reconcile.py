@@ -66,6 +66,12 @@ def test_least_privilege(template: Template) -> None:
         "sns:Publish",
     } <= actions
     assert not {"dynamodb:Scan", "dynamodb:PutItem", "dynamodb:DeleteItem"} & actions
+    # The state logic it runs reads asset metadata and writes/removes error files only.
+    assert {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:DeleteObject"} <= actions
+    for st in statements:
+        if {"s3:PutObject", "s3:DeleteObject"} & set(as_list(st["Action"])):
+            (resource,) = as_list(st["Resource"])
+            assert resource["Fn::Join"][1][-1] == "/3d_assets/*.error.json"
     (query,) = [st for st in statements if "dynamodb:Query" in as_list(st["Action"])]
     (resource,) = as_list(query["Resource"])
     assert resource["Fn::Join"][1][-1] == f"/index/{jobs.GSI_BY_STATE}"

@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk.assertions import Template
 
 from meshdrop_contract import jobs, wiring
-from tests.infra.helpers import as_list, logical_ref, role_statements, single
+from tests.infra.helpers import as_list, logical_ref, object_patterns, role_statements, single
 
 STATE_HANDLER = "lambdas.state.handler.lambda_handler"
 
@@ -63,7 +63,17 @@ def test_state_function_may_use_the_table_and_publish_only(template: Template) -
     statements = role_statements(template, "StateFunctionRole")
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert "sns:Publish" in actions
-    assert not any(a.startswith(("s3:", "batch:", "events:")) for a in actions)
+    assert not any(a.startswith(("batch:", "events:")) for a in actions)
+    # S3: asset metadata (believing "Job Succeeded") and error files beside the assets only.
+    assert {a for a in actions if a.startswith("s3:")} == {
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObject",
+        "s3:DeleteObject",
+    }
+    assert object_patterns(statements, "s3:GetObject") == {"/3d_assets/*"}
+    assert object_patterns(statements, "s3:PutObject") == {"/3d_assets/*.error.json"}
+    assert object_patterns(statements, "s3:DeleteObject") == {"/3d_assets/*.error.json"}
     (publish,) = [s for s in statements if s["Action"] == "sns:Publish"]
     assert logical_ref(publish["Resource"]).startswith("NotificationsTopic")
     table_statements = [s for s in statements if "dynamodb:UpdateItem" in as_list(s["Action"])]

@@ -9,6 +9,7 @@ in an SQS inbox where they can be counted.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 import uuid
@@ -23,10 +24,12 @@ import boto3
 import jsonschema
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from lambdas.common import clients, settings
 from meshdrop.local.resources import LocalResources, ResourceNames, create_resources
 from meshdrop_contract import DetailType, job_id_for, schema
+from meshdrop_contract.wiring import CLI_ENV_BUCKET, CLI_ENV_STACK, CLI_ENV_TABLE
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 REGION = "us-east-1"
@@ -132,8 +135,8 @@ class Stack:
     # DynamoDB
 
     def job(self, job_id: str) -> dict[str, Any] | None:
-        from lambdas.common.jobstore import from_dynamo
         from meshdrop_contract import job_pk
+        from meshdrop_contract.jobs import from_dynamo
 
         item = self.table.get_item(Key={"pk": job_pk(job_id)}, ConsistentRead=True).get("Item")
         return from_dynamo(item) if item else None
@@ -194,6 +197,10 @@ class Stack:
         event = load_event(name)
         event["detail"]["jobName"] = f"meshdrop-{job_id}"
         event["detail"]["jobQueue"] = self.res.job_queue_arn
+        # The Batch job the record names: the state function ignores events of other Batch jobs.
+        recorded = (self.job(job_id) or {}).get("batch_job_id")
+        if recorded:
+            event["detail"]["jobId"] = recorded
         event["detail"].update(detail)
         return event
 
@@ -310,3 +317,37 @@ def _reset_lambda_caches() -> None:
         else:
             module.ingest_settings.cache_clear()
             module.state_settings.cache_clear()
+
+
+# -- a moto server for the command-line tools, which talk to AWS over HTTP --------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Point boto3 (and so the CLI) at the moto server with fake credentials only."""
+    for name in (CLI_ENV_BUCKET, CLI_ENV_TABLE, CLI_ENV_STACK, "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    return moto_endpoint

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,6 +19,7 @@ import trimesh
 from meshdrop_contract import ExitCode
 from tests.helpers.gltf import assert_valid_gltf
 from tests.helpers.photos import make_photo
+from tests.integration.test_gallery import CHROMIUM, browse
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from meshdrop.cli import main; main()"]
@@ -54,9 +60,48 @@ def test_local_run_json_reports_every_file(tmp_path: Path) -> None:
     assert jobs["empty.png"]["error"]
     # The run's gallery sits beside the assets and points at them by relative paths.
     page = (out / "index.html").read_text(encoding="utf-8")
-    assert 'src="3d_assets/uploaded/mug.glb"' in page
+    assert 'data-src="3d_assets/uploaded/mug.glb"' in page
     assert html.escape(jobs["empty.png"]["error"]) in page
-    assert (out / "model-viewer.min.js").is_file()
+    assert (out / "model-viewer-umd.min.js").is_file()
+    # ...and carries the asset in a classic script too, so it works opened from disk.
+    assert 'data-embed="gallery-data/0.js"' in page
+    assert (out / "gallery-data" / "0.js").stat().st_size > asset.stat().st_size
+    if CHROMIUM:  # opened as users open it, from disk: the generator's real GLB is drawn
+        body, _ = browse((out / "index.html").as_uri(), tmp_path, "local-run-from-disk.png")
+        assert body["data-origin"] == "file" and body["data-shown"] == "entry-0", body
+
+
+@pytest.mark.slow
+def test_local_run_serve_serves_the_gallery_until_ctrl_c(tmp_path: Path) -> None:
+    photo = tmp_path / "mug.jpg"
+    photo.write_bytes(make_photo("mug", jpeg_quality=90).data)
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    command = [*CLI, "local", "run", str(photo), "--out", str(out), "--preset", "fast", "--serve"]
+    with subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        watchdog = threading.Timer(300, process.kill)  # a hung run fails instead of blocking
+        watchdog.start()
+        try:
+            assert process.stderr is not None
+            for line in process.stderr:
+                if found := re.search(
+                    r"serving the gallery at (http://127\.0\.0\.1:\d+/\S+)", line
+                ):
+                    break
+            else:
+                pytest.fail("the gallery was never served")
+            with urllib.request.urlopen(found.group(1), timeout=10) as response:
+                served = response.read()
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            watchdog.cancel()
+    assert process.returncode == 0, stderr[-3000:]
+    assert served == (out / "index.html").read_bytes()
+    assert "stopped serving the gallery" in stderr
+    assert "1/1 succeeded" in stdout
 
 
 def test_generate_writes_an_asset_and_reports_numbers(tmp_path: Path) -> None:

@@ -1,24 +1,26 @@
-"""The gallery page: its structure, and that it really works offline in a headless Chromium.
+"""The gallery page: its structure, and that it really works in a headless Chromium.
 
-The browser test serves the page on 127.0.0.1 and reads back, through ``--dump-dom``, the DOM
-attributes the page's own script sets when model-viewer is defined and each model fires
-``load`` (or ``error``). A deliberately corrupt GLB proves the check can fail.
+The browser tests open the page as users do, from disk (a ``file://`` URL, Chromium's default
+security: no --allow-file-access-from-files), and also served on 127.0.0.1. They read back,
+through ``--dump-dom``, the DOM attributes the page's own script sets when model-viewer is
+defined and each model fires ``load`` and is drawn (``model-visibility``), or fails
+(``error``). A deliberately corrupt GLB proves the check can fail.
 """
 
 from __future__ import annotations
 
-import functools
+import base64
 import io
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import threading
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trimesh
@@ -27,12 +29,12 @@ from typer.testing import CliRunner
 
 from meshdrop.cli.remote import app
 from meshdrop.gallery import MODEL_VIEWER_JS, GalleryEntry, model_viewer_js, write_gallery
+from meshdrop.gallery.embed import ENV_EMBED_MB, embed_limit_bytes
+from meshdrop.gallery.serve import GalleryServer
 from meshdrop_contract import JobState
 from tests.integration.test_remote_cli import (  # noqa: F401 - fixtures
     Stack,
-    aws_env,
     glb,
-    moto_endpoint,
     stack,
 )
 
@@ -138,16 +140,27 @@ def test_page_shows_every_job_with_local_files_only(site: tuple[Path, list[Galle
     text = index.read_text()
     page = parse(text)
 
-    # model-viewer ships beside the page: same bytes as the npm bundle, loaded from there.
+    # model-viewer's UMD build ships beside the page, loaded by a classic script: module
+    # scripts are CORS-fetched, which browsers refuse for pages opened from disk.
     assert (out / MODEL_VIEWER_JS).read_bytes() == model_viewer_js().read_bytes()
-    assert {"type": "module", "src": MODEL_VIEWER_JS} in page.all("script")
+    assert MODEL_VIEWER_JS == "model-viewer-umd.min.js"
+    scripts = page.all("script")
+    assert {"src": MODEL_VIEWER_JS} in scripts
+    assert not [t for t in scripts if t.get("type") == "module"]
 
     viewers = page.all("model-viewer")
     # STL cannot be previewed and failed jobs have nothing to preview.
     assert [v["data-entry"] for v in viewers] == ["entry-0", "entry-1", "entry-5"]
-    assert viewers[0]["src"] == "3d_assets/uploaded/box.glb"
+    assert viewers[0]["data-src"] == "3d_assets/uploaded/box.glb"
     assert viewers[0]["poster"] == "3d_assets/uploaded/box.thumb.png"
-    assert viewers[1]["src"] == "files/0001-ball.glb"  # copied in from outside
+    assert viewers[1]["data-src"] == "files/0001-ball.glb"  # copied in from outside
+    # Each GLB also sits in a classic script, for opening the page from disk.
+    for viewer in viewers:
+        assert "src" not in viewer  # set by the page's script: a URL, or a blob: from disk
+        assert (
+            _embedded_bytes(out / str(viewer["data-embed"]))
+            == (out / str(viewer["data-src"])).read_bytes()
+        )
 
     links = [a for a in page.all("a") if "download" in a]
     hrefs = [a["href"] for a in links]
@@ -157,7 +170,8 @@ def test_page_shows_every_job_with_local_files_only(site: tuple[Path, list[Galle
         "3d_assets/uploaded/can.stl",
         "3d_assets/uploaded/broken.glb",
     ]
-    referenced = [v["src"] for v in viewers] + [i["src"] for i in page.all("img")] + hrefs
+    referenced = [v["data-src"] for v in viewers] + [v["data-embed"] for v in viewers]
+    referenced += [i["src"] for i in page.all("img")] + hrefs
     for url in referenced:
         assert url and "://" not in url, url  # offline: nothing from a CDN
         assert (out / url).is_file(), url
@@ -175,6 +189,57 @@ def test_page_shows_every_job_with_local_files_only(site: tuple[Path, list[Galle
     for fact in ("12", "3.2", "watertight", "0.8125", "a" * 32):
         assert fact in body
     assert "6 jobs: 1 failed, 1 rejected, 4 succeeded" in body
+    # Jobs without an asset are listed above the cards with their reasons.
+    problems = text[text.index('<section class="problems"') : text.index("</section>")]
+    assert "2 without an asset" in problems
+    assert "rejected</b>: <span" in problems and "image is 20x20 pixels" in problems
+    assert "failed</b>: <span" in problems and "mesh is not watertight" in problems
+    # Everything fit the default embedding limit: the page never asks to be served.
+    assert '<p class="note" id="serve-note" hidden></p>' in text
+
+
+def _embedded_bytes(script: Path) -> bytes:
+    """The asset bytes a gallery-data script hands the page (base64 chunks in a JSON array)."""
+    match = re.search(r"^meshdropGallery\.embedded\((.*)\);$", script.read_text(), re.M)
+    assert match, script
+    _entry, _type, chunks = json.loads(f"[{match.group(1)}]")
+    return b"".join(base64.b64decode(chunk) for chunk in chunks)
+
+
+def test_embedding_stops_at_the_limit(
+    site: tuple[Path, list[GalleryEntry]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, entries = site
+    ball = (out.parent / "elsewhere" / "ball.glb").stat().st_size
+    box = (out / "3d_assets/uploaded/box.glb").stat().st_size
+    # Room for the box but not the ball after it; the tiny broken GLB after that still goes in.
+    monkeypatch.setenv(ENV_EMBED_MB, str((box + 100) / 1e6))
+    assert ball > box + 100
+    page = parse(write_gallery(out, entries).read_text())
+    embeds = {v["data-entry"]: v.get("data-embed") for v in page.all("model-viewer")}
+    assert embeds == {
+        "entry-0": "gallery-data/0.js",
+        "entry-1": None,
+        "entry-5": "gallery-data/1.js",
+    }
+    note = " ".join(page.text)
+    assert "1 3D asset(s)" in note and "--serve" in note and ENV_EMBED_MB in note
+
+    # Written again with no room at all: nothing embedded, and no stale data left behind.
+    page = parse(write_gallery(out, entries, embed_mb=0).read_text())
+    assert not [v for v in page.all("model-viewer") if "data-embed" in v]
+    assert not (out / "gallery-data").exists()
+    assert "3 3D asset(s)" in " ".join(page.text)
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "nan"])
+def test_a_bad_embedding_limit_is_refused(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_EMBED_MB, value)
+    with pytest.raises(ValueError, match=ENV_EMBED_MB):
+        embed_limit_bytes()
+    monkeypatch.delenv(ENV_EMBED_MB)
+    assert embed_limit_bytes() == 50_000_000
+    assert embed_limit_bytes(1.5) == 1_500_000
 
 
 def test_missing_files_are_an_error(tmp_path: Path) -> None:
@@ -184,26 +249,22 @@ def test_missing_files_are_an_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def served(site: tuple[Path, list[GalleryEntry]]) -> Iterator[tuple[str, list[GalleryEntry]]]:
+def served(site: tuple[Path, list[GalleryEntry]]) -> Iterator[str]:
+    """The gallery served by ``meshdrop ... --serve``'s server, on a free port."""
     out, entries = site
     write_gallery(out, entries)
-    handler = functools.partial(_QuietHandler, directory=str(out))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/index.html", entries
-    finally:
-        server.shutdown()
-        server.server_close()
+    with GalleryServer(out, port=0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield server.url
+        finally:
+            server.shutdown()
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
-def _run_chromium(url: str, screenshot: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _run_chromium(
+    url: str, screenshot: Path, tmp_path: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """Load ``url`` in headless Chromium, dump the DOM and take a screenshot.
 
     A run takes about 10 s here, but once, in a full `make test`, headless Chromium with a virtual
@@ -215,6 +276,7 @@ def _run_chromium(url: str, screenshot: Path, tmp_path: Path) -> subprocess.Comp
             str(CHROMIUM),
             "--headless",
             "--no-sandbox",
+            *extra,
             "--disable-gpu",
             "--disable-quic",
             "--no-first-run",
@@ -245,30 +307,118 @@ def _run_chromium(url: str, screenshot: Path, tmp_path: Path) -> subprocess.Comp
     pytest.fail("headless Chromium hung three times in a row")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-def test_page_works_in_headless_chromium(
-    served: tuple[str, list[GalleryEntry]], tmp_path: Path
-) -> None:
-    url, _ = served
+def browse(
+    url: str, tmp_path: Path, shot: str, *extra: str, defined: bool = True
+) -> tuple[dict[str, str | None], str]:
+    """The page's ``<body>`` attributes and DOM once headless Chromium has run its scripts."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    screenshot = ARTIFACTS / "gallery.png"
+    screenshot = ARTIFACTS / shot
     screenshot.unlink(missing_ok=True)
-    done = _run_chromium(url, screenshot, tmp_path)
+    done = _run_chromium(url, screenshot, tmp_path, *extra)
     assert done.returncode == 0, done.stderr[-2000:]
     body = parse(done.stdout).all("body")[0]
-
-    assert body["data-model-viewer"] == "defined", body
-    loaded = set((body.get("data-loaded") or "").split())
-    failed = set((body.get("data-failed") or "").split())
-    assert loaded == {"entry-0", "entry-1"}, body
-    # The corrupt GLB fails visibly: the page's load check is not a rubber stamp.
-    assert failed == {"entry-5"}, body
-
-    with Image.open(screenshot) as shot:
-        assert shot.size == (1280, 1000)
-        colors = shot.convert("RGB").getcolors(maxcolors=1 << 16)
+    if defined:
+        assert body["data-model-viewer"] == "defined", body
+    with Image.open(screenshot) as image:
+        assert image.size == (1280, 1000)
+        colors = image.convert("RGB").getcolors(maxcolors=1 << 16)
     # A rendered page (text, shaded meshes), not a blank or single-colour frame.
     assert colors is None or len(colors) > 200
+    return body, done.stdout
+
+
+def _ids(body: dict[str, str | None], attribute: str) -> set[str]:
+    return set((body.get(attribute) or "").split())
+
+
+def _card_html(dom: str, entry: str) -> str:
+    start = dom.index(f'<article class="card" id="{entry}"')
+    return dom[start : dom.index("</article>", start)]
+
+
+def _assert_models_shown(body: dict[str, str | None], dom: str) -> None:
+    """Both good GLBs loaded and drawn; the corrupt one says so instead of staying blank."""
+    assert body["data-webgl"] == "yes", body
+    assert _ids(body, "data-loaded") == {"entry-0", "entry-1"}, body
+    assert _ids(body, "data-shown") == {"entry-0", "entry-1"}, body
+    # The corrupt GLB fails visibly: the page's load check is not a rubber stamp.
+    assert _ids(body, "data-failed") == {"entry-5"}, body
+    broken = _card_html(dom, "entry-5")
+    assert 'data-model="error"' in broken
+    assert '<p class="viewer-note" role="status">Could not load this asset' in broken
+    for entry in ("entry-0", "entry-1"):
+        assert '<p class="viewer-note" role="status" hidden="">' in _card_html(dom, entry)
+    # Failed and rejected jobs are on the page with their reasons.
+    assert "rejected: image is 20x20 pixels" in _card_html(dom, "entry-3")
+    assert "failed: quality gate: mesh is not watertight" in _card_html(dom, "entry-4")
+    assert '<p class="note" id="serve-note" hidden="">' in dom
+
+
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (`make browser`)"
+)
+
+
+@needs_chromium
+def test_page_opened_from_disk_shows_every_model(
+    site: tuple[Path, list[GalleryEntry]], tmp_path: Path
+) -> None:
+    """As users open it: a file:// URL, default security (no --allow-file-access-from-files)."""
+    out, entries = site
+    index = write_gallery(out, entries)
+    body, dom = browse(index.as_uri(), tmp_path, "gallery-from-disk.png")
+    assert body["data-origin"] == "file"
+    _assert_models_shown(body, dom)
+
+
+@needs_chromium
+def test_page_served_shows_every_model(served: str, tmp_path: Path) -> None:
+    body, dom = browse(served, tmp_path, "gallery-served.png")
+    assert body["data-origin"] == "http"
+    _assert_models_shown(body, dom)
+
+
+@needs_chromium
+def test_page_over_the_limit_says_to_serve_it(
+    site: tuple[Path, list[GalleryEntry]], tmp_path: Path
+) -> None:
+    out, entries = site
+    index = write_gallery(out, entries, embed_mb=0)
+    body, dom = browse(index.as_uri(), tmp_path, "gallery-over-the-limit.png")
+    assert _ids(body, "data-loaded") == set() and _ids(body, "data-failed") == set()
+    # No empty grey boxes: the page says why, and how to see them.
+    note = dom[dom.index('<p class="note" id="serve-note"') :]
+    assert note.startswith('<p class="note" id="serve-note">3 3D asset(s)'), note[:200]
+    assert "--serve" in note[:1000] and "http.server" in note[:1000]
+    for entry in ("entry-0", "entry-1", "entry-5"):
+        card = _card_html(dom, entry)
+        assert 'data-model="too-large"' in card
+        assert '<p class="viewer-note" role="status">Too large to show' in card
+
+
+@needs_chromium
+def test_page_without_webgl_says_so(site: tuple[Path, list[GalleryEntry]], tmp_path: Path) -> None:
+    out, entries = site
+    index = write_gallery(out, entries)
+    body, dom = browse(index.as_uri(), tmp_path, "gallery-no-webgl.png", "--disable-webgl")
+    assert body["data-webgl"] == "no" and _ids(body, "data-loaded") == set()
+    assert '<p class="note" id="webgl-note">WebGL is unavailable' in dom
+    for entry in ("entry-0", "entry-1", "entry-5"):
+        card = _card_html(dom, entry)
+        assert 'data-model="no-webgl"' in card
+        assert '<p class="viewer-note" role="status">No WebGL in this browser' in card
+
+
+@needs_chromium
+def test_page_without_its_viewer_script_says_so(
+    site: tuple[Path, list[GalleryEntry]], tmp_path: Path
+) -> None:
+    out, entries = site
+    index = write_gallery(out, entries)
+    (out / MODEL_VIEWER_JS).unlink()  # moved away, say
+    body, dom = browse(index.as_uri(), tmp_path, "gallery-no-viewer.png", defined=False)
+    assert body["data-model-viewer"] == "missing", body
+    assert '<p class="note" id="viewer-missing-note">The 3D viewer' in dom
 
 
 def test_gallery_command_downloads_what_the_stack_finished(stack: Stack, tmp_path: Path) -> None:  # noqa: F811
@@ -305,9 +455,10 @@ def test_gallery_command_downloads_what_the_stack_finished(stack: Stack, tmp_pat
     cards = page.all("article")
     assert [c["data-status"] for c in cards] == ["REJECTED", "SUCCEEDED"]
     viewer = page.all("model-viewer")[0]
-    assert viewer["src"] == "3d_assets/uploaded/kitchen/mug.glb"
-    assert (out / viewer["src"]).read_bytes() == mesh
-    assert trimesh.load(out / viewer["src"], force="mesh").is_watertight
+    assert viewer["data-src"] == "3d_assets/uploaded/kitchen/mug.glb"
+    assert (out / viewer["data-src"]).read_bytes() == mesh
+    assert _embedded_bytes(out / str(viewer["data-embed"])) == mesh
+    assert trimesh.load(out / viewer["data-src"], force="mesh").is_watertight
     assert (out / viewer["poster"]).is_file()
     # The photo shown is the version the job ran on, not whatever the key holds now.
     photo = out / "images/uploaded/kitchen/mug.jpg"

@@ -266,9 +266,17 @@ def test_an_object_deleted_before_ingest_is_dropped(stack: Stack) -> None:
 def _succeed(stack: Stack, job_id: str, faces: int = 1200) -> str:
     """Play the generator: store the asset and deliver its Job Succeeded event."""
     job = stack.job(job_id) or {}
-    stack.s3.put_object(Bucket=stack.res.bucket, Key=job["asset_key"], Body=b"glTF" + b"\0" * 60)
+    # As the generator writes it: the job id in the asset's metadata, the event naming its
+    # Batch job (the state function believes nothing less).
+    stack.s3.put_object(
+        Bucket=stack.res.bucket,
+        Key=job["asset_key"],
+        Body=b"glTF" + b"\0" * 60,
+        Metadata={"meshdrop-job-id": job_id},
+    )
     event = load_event("meshdrop-job-succeeded.json")
     event["detail"].update(
+        batch_job_id=job["batch_job_id"],
         job_id=job_id,
         bucket=stack.res.bucket,
         source_key=job["source_key"],

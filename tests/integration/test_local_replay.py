@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshdrop.local.replay import INGEST, STATE, replay_files, route
+from meshdrop.local.replay import INGEST, STATE, localize_batch_job, replay_files, route
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "tests" / "events" / "replay"
@@ -74,6 +74,19 @@ def test_eventbridge_s3_object_created_goes_to_ingest_with_the_local_bucket() ->
     assert body["resources"] == [f"arn:aws:s3:::{LOCAL_BUCKET}"]
 
 
+def test_a_captured_batch_event_is_taken_to_name_the_local_batch_job() -> None:
+    event = json.loads(_text("batch-succeeded-mug.json"))
+    captured = event["detail"]["jobId"]
+    jobs = {f"job#{MUG_JOB}": {"job_id": MUG_JOB, "batch_job_id": "local-batch-job"}}
+
+    local = localize_batch_job(event, jobs)
+
+    assert local["detail"]["jobId"] == "local-batch-job"
+    assert local["detail"]["jobArn"].endswith("/local-batch-job")
+    assert captured not in json.dumps(local)
+    assert localize_batch_job(event, {}) == event  # a job the local stack does not know
+
+
 @pytest.mark.slow
 def test_a_replay_runs_every_file_in_order_on_one_stack(tmp_path: Path) -> None:
     names = [
@@ -95,12 +108,12 @@ def test_a_replay_runs_every_file_in_order_on_one_stack(tmp_path: Path) -> None:
         ("s3-put-notes-txt.json", "ingest", "rejected"),
         ("batch-running-mug.json", "state", "applied"),
         ("lambda-failure-record-batch-succeeded-mug.json", "state", "applied"),
-        ("meshdrop-unknown-detail-type.json", "state", "invalid"),
+        # The state function handles only the contract's detail-types: another is not its own.
+        ("meshdrop-unknown-detail-type.json", "state", "ignored"),
         ("batch-succeeded-mug.json", "state", "ignored"),  # already SUCCEEDED: a duplicate
     ]
-    # A body that is not JSON is never a job: dropped as invalid, or (handlers without edge
-    # validation) an error AWS would retry and dead-letter.
-    assert got[7][:2] == ("not-json.txt", "ingest") and got[7][2] in {"invalid", "error"}
+    # A body that is not JSON is never a job: logged and dropped, not retried into the DLQ.
+    assert got[7] == ("not-json.txt", "ingest", "invalid")
 
     accepted, _, rejected, running, succeeded, *_ = entries
     (job,) = accepted.jobs

@@ -9,9 +9,7 @@ reading side of that layout.
 from __future__ import annotations
 
 import json
-import socket
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +19,6 @@ import boto3
 import pytest
 import trimesh
 from moto import settings as moto_settings
-from moto.server import ThreadedMotoServer
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -52,46 +49,12 @@ from meshdrop_contract.jobs import (
 from meshdrop_contract.wiring import (
     CLI_ENV_BUCKET,
     CLI_ENV_STACK,
-    CLI_ENV_TABLE,
     STACK_OUTPUT_BUCKET,
     STACK_OUTPUT_TABLE,
 )
 
 REGION = "us-east-1"
 runner = CliRunner()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """Point boto3 (and so the CLI) at the moto server with fake credentials only."""
-    for name in (CLI_ENV_BUCKET, CLI_ENV_TABLE, CLI_ENV_STACK, "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    return moto_endpoint
 
 
 @dataclass

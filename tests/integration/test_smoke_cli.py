@@ -13,22 +13,17 @@ index names), puts a GLB asset and publishes the notification the state function
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import trimesh
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from meshdrop.cli import app
+from meshdrop.cli.remote import jobs as remote_jobs
 from meshdrop.cli.smoke import SAMPLES_DIR, describe, run_smoke, sample_photo
 from meshdrop.local.resources import create_job_table
 from meshdrop.remote.client import Remote, discover
@@ -48,38 +43,6 @@ from meshdrop_contract.wiring import (
 )
 
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    for name in ("MESHDROP_BUCKET", "MESHDROP_TABLE", "MESHDROP_STACK", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    return moto_endpoint
 
 
 @dataclass
@@ -112,29 +75,46 @@ def deploy_fake_stack(endpoint: str) -> FakeStack:
     return FakeStack(name=name, bucket=name, table=name, topic_arn=topic)
 
 
-class SimulatedPipeline(threading.Thread):
-    """Plays ingest + generator + state function for the first upload it sees."""
+class SimulatedPipeline:
+    """Plays ingest + generator + state function for the first upload it sees, one stage per
+    :meth:`step`; the smoke test's own sleeps drive it, so no test waits for real time."""
 
     def __init__(self, endpoint: str, stack: FakeStack, outcome: JobState) -> None:
-        super().__init__(daemon=True)
         self.stack = stack
         self.outcome = outcome
         self.s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
         dynamodb: Any = boto3.resource("dynamodb", region_name=REGION, endpoint_url=endpoint)
         self.table = dynamodb.Table(stack.table)
         self.sns = boto3.client("sns", region_name=REGION, endpoint_url=endpoint)
-        self.stop = threading.Event()
+        self.job: tuple[str, str] | None = None  # (job id, key) once the upload is seen
+        self.stage = 0
+        self.now = 0.0
 
-    def run(self) -> None:
-        while not self.stop.is_set():
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        """What the smoke test calls between polls: time passes and the pipeline moves on."""
+        self.now += seconds
+        self.step()
+
+    def step(self) -> None:
+        if self.job is None:
             listed = self.s3.list_object_versions(
                 Bucket=self.stack.bucket, Prefix="images/uploaded/smoke/"
             )
             versions = listed.get("Versions", [])
-            if versions:
-                self.process(versions[0]["Key"], versions[0]["VersionId"])
+            if not versions:
                 return
-            time.sleep(0.05)
+            key = versions[0]["Key"]
+            self.job = (job_id_for(self.stack.bucket, key, versions[0]["VersionId"]), key)
+        job_id, key = self.job
+        stages = (JobState.ACCEPTED, JobState.RUNNING)
+        if self.stage < len(stages):
+            self.record(job_id, key, stages[self.stage])
+        elif self.stage == len(stages):
+            self.finish(job_id, key)
+        self.stage += 1
 
     def record(self, job_id: str, key: str, state: JobState, **attrs: Any) -> None:
         stamp = now_iso()
@@ -153,12 +133,7 @@ class SimulatedPipeline(threading.Thread):
             }
         )
 
-    def process(self, key: str, version: str) -> None:
-        job_id = job_id_for(self.stack.bucket, key, version)
-        self.record(job_id, key, JobState.ACCEPTED)
-        time.sleep(0.2)
-        self.record(job_id, key, JobState.RUNNING)
-        time.sleep(0.2)
+    def finish(self, job_id: str, key: str) -> None:
         asset_key = parse_source_key(key).asset_key()
         if self.outcome is JobState.SUCCEEDED:
             body = trimesh.creation.box().export(file_type="glb")
@@ -185,12 +160,11 @@ def test_samples_are_bundled_and_found_by_name() -> None:
 def test_smoke_sees_states_asset_and_notification(aws_env: str) -> None:
     stack = deploy_fake_stack(aws_env)
     pipeline = SimulatedPipeline(aws_env, stack, JobState.SUCCEEDED)
-    pipeline.start()
     said: list[str] = []
     report = run_smoke(
-        connect(stack), sample_photo("mug"), timeout=30, interval=0.1, grace=10, say=said.append
-    )
-    pipeline.stop.set()
+        connect(stack), sample_photo("mug"), timeout=30, interval=0.1, grace=10,
+        clock=pipeline.clock, sleep=pipeline.sleep, say=said.append,
+    )  # fmt: skip
     assert report.ok, report.to_json()
     assert report.key.startswith("images/uploaded/smoke/") and report.key.endswith("-mug.jpg")
     seen = [s for s, _ in report.states]
@@ -216,9 +190,12 @@ def test_smoke_sees_states_asset_and_notification(aws_env: str) -> None:
     assert urls == []
 
 
-def test_a_failed_job_fails_the_smoke_test_with_its_reason(aws_env: str) -> None:
+def test_a_failed_job_fails_the_smoke_test_with_its_reason(
+    aws_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stack = deploy_fake_stack(aws_env)
-    SimulatedPipeline(aws_env, stack, JobState.FAILED).start()
+    pipeline = SimulatedPipeline(aws_env, stack, JobState.FAILED)
+    monkeypatch.setattr(remote_jobs, "CLOCK", remote_jobs.Clock(pipeline.clock, pipeline.sleep))
     result = CliRunner().invoke(
         app, ["smoke", "--stack", stack.name, "--interval", "0.1", "--timeout", "30"]
     )
@@ -229,8 +206,10 @@ def test_a_failed_job_fails_the_smoke_test_with_its_reason(aws_env: str) -> None
 
 def test_no_job_record_times_out(aws_env: str) -> None:
     stack = deploy_fake_stack(aws_env)
+    pipeline = SimulatedPipeline(aws_env, stack, JobState.SUCCEEDED)
     report = run_smoke(
         connect(stack), sample_photo("box"), timeout=0.5, interval=0.1, notify=False,
+        clock=pipeline.clock, sleep=lambda s: setattr(pipeline, "now", pipeline.now + s),
         say=lambda _: None,
     )  # fmt: skip
     assert not report.ok

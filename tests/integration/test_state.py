@@ -8,6 +8,7 @@ import pytest
 
 from lambdas.common.jobstore import JobStore
 from meshdrop_contract import JobState, parse_source_key
+from meshdrop_contract.jobs import ASSET_META_JOB_ID
 from tests.helpers.photos import image_bytes
 from tests.integration.conftest import Stack, load_event
 
@@ -34,8 +35,23 @@ def meshdrop_event(name: str, stack: Stack, job_id: str, **detail: Any) -> dict[
     if event["detail"].get("thumbnail_key"):
         source = parse_source_key(event["detail"]["source_key"])
         event["detail"]["thumbnail_key"] = source.thumbnail_key()
+    # The generator reports from the Batch job the record names (schema 1.2).
+    if name != "job-accepted" and job.get("batch_job_id"):
+        event["detail"]["batch_job_id"] = job["batch_job_id"]
     event["detail"].update(detail)
+    if name == "job-succeeded" and not event["detail"].get("reused"):
+        put_asset(stack, job_id, event["detail"]["asset_key"])
     return event
+
+
+def put_asset(stack: Stack, job_id: str, key: str, owner: str | None = None) -> None:
+    """The asset as the generator writes it: with the job id in its metadata."""
+    stack.s3.put_object(
+        Bucket=stack.res.bucket,
+        Key=key,
+        Body=b"glTF-binary",
+        Metadata={ASSET_META_JOB_ID: owner or job_id},
+    )
 
 
 def test_a_job_runs_to_success_and_notifies_once(stack: Stack, job_id: str) -> None:
@@ -51,7 +67,14 @@ def test_a_job_runs_to_success_and_notifies_once(stack: Stack, job_id: str) -> N
     result = stack.state(meshdrop_event("job-succeeded", stack, job_id))
     stack.state(stack.batch_event("batch-succeeded.json", job_id))
 
-    assert result == {"job_id": job_id, "state": "SUCCEEDED", "changed": True, "notified": True}
+    assert result == {
+        "job_id": job_id,
+        "state": "SUCCEEDED",
+        "changed": True,
+        "notified": True,
+        "outcome": "applied",
+        "reason": "",
+    }
     job = stack.job(job_id) or {}
     assert job["state"] == JobState.SUCCEEDED
     assert (job["faces"], job["vertices"], job["bytes"], job["seconds"]) == (
@@ -141,20 +164,22 @@ def test_progress_never_goes_backwards(stack: Stack, job_id: str) -> None:
 def test_a_transient_failure_is_retried_then_succeeds(stack: Stack, job_id: str) -> None:
     stack.state(stack.batch_event("batch-running.json", job_id))
     stack.state(meshdrop_event("job-failed", stack, job_id, error_kind="transient", exit_code=75))
+    # Batch retries: the job is RUNNABLE again with one finished attempt.
     result = stack.state(stack.batch_event("batch-failed-transient-retrying.json", job_id))
 
-    assert result["state"] == "RUNNING"
+    assert (result["state"], result["changed"]) == ("RUNNING", True)
     job = stack.job(job_id) or {}
     assert job["state"] == JobState.RUNNING
-    assert "exit code 75" in job["last_error"]
-    assert job["attempts"] == 1
+    assert job["last_error"] == "no object found in the photo after background removal"
+    assert job["attempt"] == 2
+    assert job["previous_attempt_reason"] == "Host EC2 (instance i-0a1b2c3d4e5f60718) terminated."
     assert stack.notifications() == []
 
     retry = stack.batch_event("batch-running.json", job_id)
     retry["detail"]["attempts"] = load_event("batch-failed-transient-retrying.json")["detail"][
         "attempts"
     ]
-    stack.state(retry)
+    assert stack.state(retry)["changed"] is False  # attempt 2 is already recorded
     stack.state(stack.batch_event("batch-succeeded.json", job_id))
     assert (stack.job(job_id) or {})["state"] == JobState.SUCCEEDED
     [(message, _)] = stack.notifications()
@@ -194,6 +219,8 @@ def test_unknown_and_foreign_jobs_are_not_errors(stack: Stack) -> None:
         "state": None,
         "changed": False,
         "notified": False,
+        "outcome": "ignored",
+        "reason": "Batch status 'SUCCEEDED' of 'nightly-report'",
     }
     assert stack.state(meshdrop_event("job-progress", stack, unknown))["state"] is None
     assert stack.all_items() == []

@@ -94,3 +94,34 @@ def test_source_key_for_builds_and_checks() -> None:
         source_key_for("nope", "b.png")
     with pytest.raises(InvalidKeyError):
         source_key_for("uploaded", "b.txt")
+
+
+@pytest.mark.parametrize(
+    ("key", "error"),
+    [
+        ("images/uploaded/mug.jpg", "3d_assets/uploaded/mug.error.json"),
+        ("images/generated/a/b/vase.PNG", "3d_assets/generated/a/b/vase.error.json"),
+        ("images/uploaded/My Mug (2).WebP", "3d_assets/uploaded/My Mug (2).error.json"),
+    ],
+)
+def test_error_file_sits_beside_the_asset(key: str, error: str) -> None:
+    source = parse_source_key(key)
+    assert source.error_key() == error
+    assert source.error_key().rsplit("/", 1)[0] == source.asset_key().rsplit("/", 1)[0]
+    assert is_asset_key(source.error_key())
+
+
+@pytest.mark.parametrize(
+    ("key", "size", "folder"),
+    [
+        ("images/uploaded/kitchen/", 0, True),
+        ("images/uploaded/kitchen/", None, True),
+        ("images/uploaded/kitchen/", 12, False),  # not what the console writes: rejected
+        ("images/uploaded/kitchen", 0, False),
+        ("images/uploaded/mug.jpg", 0, False),  # an empty file: rejected with a reason
+    ],
+)
+def test_folder_placeholders(key: str, size: int | None, folder: bool) -> None:
+    from meshdrop_contract.keys import is_folder_placeholder
+
+    assert is_folder_placeholder(key, size) is folder

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -65,20 +64,74 @@ def test_bad_input_exit_is_final_with_a_readable_reason() -> None:
     )
 
 
-def test_transient_exit_with_attempts_left_is_not_final() -> None:
+def test_a_retry_is_runnable_again_with_one_more_attempt() -> None:
+    # Batch never sends FAILED while retries remain: the job goes back to RUNNABLE.
     change = batch_change(detail("batch-failed-transient-retrying.json"))
-    assert change is not None and change.failure is not None
+    assert change is not None
     assert change.target is None
-    assert not change.failure.final
-    assert change.failure.error_kind is ErrorKind.TRANSIENT
+    assert change.attrs == {
+        "batch_job_id": "7a1b2c3d-0000-4000-8000-000000000001",
+        "attempt": 2,
+        "previous_attempt_reason": "Host EC2 (instance i-0a1b2c3d4e5f60718) terminated.",
+    }
 
 
-def test_transient_exit_on_the_last_attempt_is_final() -> None:
-    d = detail("batch-failed-transient-retrying.json")
-    d["attempts"] = [copy.deepcopy(d["attempts"][0]) for _ in range(3)]
+def test_running_again_after_an_out_of_memory_kill_names_it() -> None:
+    change = batch_change(detail("batch-running-retry-oom.json"))
+    assert change is not None
+    assert change.target is JobState.RUNNING
+    assert change.attrs["attempt"] == 2
+    assert change.attrs["previous_attempt_reason"] == (
+        "OutOfMemoryError: Container killed due to memory usage"
+    )
+
+
+def test_the_local_runners_running_attempt_is_not_a_finished_one() -> None:
+    d = detail("batch-running.json")
+    d["attempts"] = [{"container": {"logStreamName": "x"}, "startedAt": 5, "stoppedAt": 5}]
+    change = batch_change(d)
+    assert change is not None and change.attrs["attempt"] == 1
+
+
+def test_failed_is_always_final() -> None:
+    d = detail("batch-failed-bad-input.json")
+    d["container"]["exitCode"] = 75
+    d["attempts"][0]["container"]["exitCode"] = 75
     failure = batch_failure(d)
-    assert failure.final
-    assert failure.reason.endswith("after 3 attempts")
+    assert failure.final and failure.error_kind is ErrorKind.TRANSIENT
+
+
+def test_out_of_memory_is_said_so() -> None:
+    change = batch_change(detail("batch-failed-oom.json"))
+    assert change is not None and change.target is JobState.FAILED
+    assert change.attrs["error_kind"] == "out_of_memory"
+    assert change.attrs["error"] == (
+        "out of memory: the generator needed more memory than the job has (exit code 137): "
+        "OutOfMemoryError: Container killed due to memory usage after 1 attempt"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "start"),
+    [
+        ("batch-failed-runnable-capacity.json", "capacity", "no GPU capacity"),
+        ("batch-failed-runnable-misconfiguration.json", "configuration", "no compute environment"),
+    ],
+)
+def test_runnable_time_limit_cancellations(name: str, kind: str, start: str) -> None:
+    change = batch_change(detail(name))
+    assert change is not None and change.target is JobState.FAILED
+    assert change.attrs["error_kind"] == kind
+    assert change.attrs["error"].startswith(start)
+    assert "Canceled by JobStateTimeLimit action due to reason:" in change.attrs["error"]
+    assert change.attrs["attempts"] == 0
+
+
+def test_exit_67_is_superseded_not_failed() -> None:
+    change = batch_change(detail("batch-failed-superseded.json"))
+    assert change is not None
+    assert change.target is JobState.SUPERSEDED
+    assert "error" not in change.attrs
 
 
 def test_spot_reclaim_is_transient_and_says_so() -> None:
@@ -92,12 +145,6 @@ def test_spot_reclaim_is_transient_and_says_so() -> None:
     )
 
 
-def test_without_a_retry_strategy_one_attempt_is_all() -> None:
-    d = detail("batch-failed-transient-retrying.json")
-    del d["retryStrategy"]
-    assert batch_failure(d).final
-
-
 @pytest.mark.parametrize(
     ("exit_code", "reason", "kind"),
     [
@@ -107,7 +154,8 @@ def test_without_a_retry_strategy_one_attempt_is_all() -> None:
         (None, "Host EC2 (instance i-1) terminated.", ErrorKind.TRANSIENT),
         (None, "Job attempt duration exceeded timeout", ErrorKind.TIMEOUT),
         (70, "", ErrorKind.INTERNAL),
-        (137, "OutOfMemoryError: Container killed due to memory usage", ErrorKind.INTERNAL),
+        (137, "OutOfMemoryError: Container killed due to memory usage", ErrorKind.OUT_OF_MEMORY),
+        (137, "Essential container in task exited", ErrorKind.INTERNAL),
         (None, "", ErrorKind.INTERNAL),
     ],
 )

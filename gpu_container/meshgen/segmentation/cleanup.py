@@ -80,9 +80,7 @@ def fill_holes(mask: np.ndarray, delta_e: np.ndarray, noise: float = 1.0) -> np.
     numpy.ndarray
         (h, w) bool.
     """
-    filled = fill_holes_nd(mask)
-    holes = filled & ~mask
-    labels, count = label(holes)
+    filled, labels, count = _holes(mask)
     if count == 0:
         return filled
     index = np.arange(1, count + 1)
@@ -97,6 +95,13 @@ def fill_holes(mask: np.ndarray, delta_e: np.ndarray, noise: float = 1.0) -> np.
     reopen = np.zeros(count + 1, dtype=bool)
     reopen[1:] = opening
     return filled & ~reopen[labels]
+
+
+def _holes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The mask with every hole filled, the holes' labels (``(h, w)`` int) and their count."""
+    filled = fill_holes_nd(mask)
+    labels, count = label(filled & ~mask)
+    return filled, labels, int(count)
 
 
 def fill_small_holes(mask: np.ndarray, fraction: float = 0.002) -> np.ndarray:
@@ -115,9 +120,7 @@ def fill_small_holes(mask: np.ndarray, fraction: float = 0.002) -> np.ndarray:
     numpy.ndarray
         (h, w) bool.
     """
-    filled = fill_holes_nd(mask)
-    holes = filled & ~mask
-    labels, count = label(holes)
+    filled, labels, count = _holes(mask)
     if count == 0:
         return filled
     areas = np.bincount(labels.ravel(), minlength=count + 1)

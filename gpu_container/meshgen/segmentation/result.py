@@ -69,7 +69,22 @@ def crop_square(
     left = int(np.floor((x0 + x1) / 2.0 - side_px / 2.0))
     top = int(np.floor((y0 + y1) / 2.0 - side_px / 2.0))
     box = (left, top, left + side_px, top + side_px)
-    out_rgb = _crop_rgb(rgb, box, size)
+    out_mask = _warp_mask(soft, box, soft_scale, size)
+    return _crop_rgb(rgb, box, size), out_mask, box
+
+
+def _warp_mask(
+    soft: np.ndarray, box: tuple[int, int, int, int], soft_scale: float, size: int
+) -> np.ndarray:
+    """Resample ``soft`` (at ``soft_scale`` times image pixels) over ``box`` to ``(size, size)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size)`` float32 0..1.
+    """
+    left, top, right, _ = box
+    side_px = right - left
     # Output pixel centre u maps to image x = left + (u + 0.5) * side_px / size - 0.5, and
     # image x to soft-mask x = (x + 0.5) * soft_scale - 0.5.
     step = side_px / size * soft_scale
@@ -90,7 +105,7 @@ def crop_square(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0.0,
     )
-    return out_rgb, np.clip(out_mask, 0.0, 1.0).astype(np.float32), box
+    return np.clip(out_mask, 0.0, 1.0).astype(np.float32)
 
 
 def _crop_rgb(rgb: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:

@@ -64,21 +64,12 @@ def box_field(
         rows, cols = np.meshgrid(g - 1 - ys, xs, indexing="xy")  # (nx, ny) each
         swept = ndimage.map_coordinates(signed_distance_2d(mask), [rows, cols], order=1)
         np.minimum(values, swept[:, :, None], out=values)
-    details = {
-        "depth_ratio": float(fit.half[2] / fit.half[0]),
-        "half_depth_px": float(fit.half[2]),
-        "yaw_deg": fit.yaw_deg,
-        "pitch_deg": fit.pitch_deg,
-        "fit_iou": fit.iou,
-        "depth_observed": float(fit.depth_observed),
-        "carved": float(carve),
-    }
     return Volume(
         values.astype(np.float32),
         origin,
         g,
         PriorKind.BOX.value,
-        details,
+        _details(fit, carve),
         spacing=spacing,
         to_object=rot.T,
         # A box is symmetric under a half turn about its vertical axis: its unseen faces are
@@ -87,6 +78,19 @@ def box_field(
         # Carved, the faces are no longer the box's: texture by normals, not by box face.
         box=None if carve else fit,
     )
+
+
+def _details(fit: BoxFit, carve: bool) -> dict[str, float]:
+    """What the job's metrics record about the fitted box."""
+    return {
+        "depth_ratio": float(fit.half[2] / fit.half[0]),
+        "half_depth_px": float(fit.half[2]),
+        "yaw_deg": fit.yaw_deg,
+        "pitch_deg": fit.pitch_deg,
+        "fit_iou": fit.iou,
+        "depth_observed": float(fit.depth_observed),
+        "carved": float(carve),
+    }
 
 
 def _samples(

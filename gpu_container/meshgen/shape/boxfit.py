@@ -221,38 +221,27 @@ def _starts(pts: np.ndarray, width: float, height: float) -> list[tuple[np.ndarr
     return starts
 
 
-def fit_box(
-    mask: np.ndarray, depth_ratio: float = BOX_DEPTH_RATIO, *, min_iou: float = MIN_FIT_IOU
-) -> BoxFit:
-    """Fit an upright box and camera yaw/pitch to a de-tilted box outline.
+def _unpack(p: np.ndarray) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Parameters -> half extents ``(3,)``, yaw and pitch in degrees, centre ``(2,)``."""
+    return np.exp(p[:3]), float(np.degrees(p[3])), float(np.degrees(p[4])), p[5:7]
 
-    A hexagonal outline gives a closed-form start (:func:`_hexagon_start`), refined by least
-    squares (outline points to the projected hull's edges, hull corners to the outline). Any
-    other outline, or a fit that explains it poorly, gives the box face-on with ``depth_ratio``.
 
-    Parameters
-    ----------
-    mask
-        ``(g, g)`` float 0..1 de-tilted outline, rows top to bottom.
-    depth_ratio
-        Depth over width when the outline cannot tell.
+def _least_squares_box(
+    pts: np.ndarray, width: float, height: float, centre_xy: np.ndarray
+) -> np.ndarray | None:
+    """The best of the least-squares fits from each start, as packed parameters.
+
+    Residuals are outline points (``(k, 2)`` float ``pts``, subsampled) to the projected hull's
+    edges, plus hull corners to the outline, so no corner floats off the outline.
     """
-    pts = outline_points(mask)  # (k, 2) float
-    step = max(1, len(pts) // FIT_POINTS)
-    sample = pts[::step]
+    sample = pts[:: max(1, len(pts) // FIT_POINTS)]
     tree = KDTree(pts)
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    centre_xy = (lo + hi) / 2.0
-    width, height = hi - lo
-
-    def unpack(p: np.ndarray) -> tuple[np.ndarray, float, float, np.ndarray]:
-        return np.exp(p[:3]), float(np.degrees(p[3])), float(np.degrees(p[4])), p[5:7]
 
     def residuals(p: np.ndarray) -> np.ndarray:
-        half, yaw, pitch, c = unpack(p)
+        half, yaw, pitch, c = _unpack(p)
         poly = projected_outline(half, yaw, pitch, c)
         to_edges = _segment_distances(sample, poly)  # (k,) float
-        to_outline, _ = tree.query(poly)  # (m,) float: no corner floating off the outline
+        to_outline, _ = tree.query(poly)  # (m,) float
         # Fixed length: least squares needs it; the hull has 4 to 6 corners.
         corners = np.zeros(6)
         corners[: len(to_outline)] = to_outline[:6]
@@ -275,8 +264,32 @@ def fit_box(
         )
         if found.cost < best_cost:
             best, best_cost = found.x, float(found.cost)
+    return best
+
+
+def fit_box(
+    mask: np.ndarray, depth_ratio: float = BOX_DEPTH_RATIO, *, min_iou: float = MIN_FIT_IOU
+) -> BoxFit:
+    """Fit an upright box and camera yaw/pitch to a de-tilted box outline.
+
+    A hexagonal outline gives a closed-form start (:func:`_hexagon_start`), refined by least
+    squares (outline points to the projected hull's edges, hull corners to the outline). Any
+    other outline, or a fit that explains it poorly, gives the box face-on with ``depth_ratio``.
+
+    Parameters
+    ----------
+    mask
+        ``(g, g)`` float 0..1 de-tilted outline, rows top to bottom.
+    depth_ratio
+        Depth over width when the outline cannot tell.
+    """
+    pts = outline_points(mask)  # (k, 2) float
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    centre_xy = (lo + hi) / 2.0
+    width, height = hi - lo
+    best = _least_squares_box(pts, width, height, centre_xy)
     if best is not None:
-        half, yaw, pitch, c = unpack(best)
+        half, yaw, pitch, c = _unpack(best)
         # Name the axes so the face most turned to the camera is the front (+z in the asset).
         if yaw > 45.0:
             yaw, half = yaw - 90.0, half[[2, 1, 0]]

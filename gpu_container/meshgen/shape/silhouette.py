@@ -148,6 +148,29 @@ def mirror_about(binary: np.ndarray, axis: float) -> np.ndarray:
     return out
 
 
+def _best_tilt(binary: np.ndarray) -> tuple[float, float]:
+    """The tilt (degrees) that makes the outline most mirror-symmetric, and its axis column."""
+    best = (-1.0, 0.0, 0.0)
+    for tilt in TILTS_DEG:
+        iou, axis = _best_mirror(rotate(binary, tilt, nearest=True))
+        # Prefer no tilt unless a tilt is clearly better: rotation blurs a straight outline.
+        score = iou - 0.002 * abs(tilt)
+        if score > best[0]:
+            best = (score, tilt, axis)
+    return best[1], best[2]
+
+
+def _polygon_facts(upright: np.ndarray) -> tuple[int, float]:
+    """Corners of the outline's simplified polygon, and its solidity (area over hull area)."""
+    contours, _ = cv2.findContours(
+        upright.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+    )
+    contour = max(contours, key=cv2.contourArea)
+    poly = cv2.approxPolyDP(contour, 0.012 * cv2.arcLength(contour, True), True)
+    hull_area = float(cv2.contourArea(cv2.convexHull(contour)))
+    return len(poly), float(cv2.contourArea(contour)) / max(hull_area, 1.0)
+
+
 def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineAnalysis:
     """Find the symmetry axis and pick the shape prior for a segmented object.
 
@@ -163,14 +186,7 @@ def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineA
         np.asarray(mask, np.float32), (ANALYSIS_SIZE, ANALYSIS_SIZE), interpolation=cv2.INTER_AREA
     )
     binary = clean_mask(small)
-    best = (-1.0, 0.0, 0.0)
-    for tilt in TILTS_DEG:
-        iou, axis = _best_mirror(rotate(binary, tilt, nearest=True))
-        # Prefer no tilt unless a tilt is clearly better: rotation blurs a straight outline.
-        score = iou - 0.002 * abs(tilt)
-        if score > best[0]:
-            best = (score, tilt, axis)
-    _, tilt, axis = best
+    tilt, axis = _best_tilt(binary)
     upright = rotate(binary, tilt, nearest=True)
     sym_iou, _ = _best_mirror(upright)
     core = upright & mirror_about(upright, axis)
@@ -178,15 +194,9 @@ def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineA
     core_fraction = float(core.sum()) / area
     handle_fraction = _handle_fraction(upright, core, axis)
 
-    contours, _ = cv2.findContours(
-        upright.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
-    )
-    contour = max(contours, key=cv2.contourArea)
-    poly = cv2.approxPolyDP(contour, 0.012 * cv2.arcLength(contour, True), True)
-    hull_area = float(cv2.contourArea(cv2.convexHull(contour)))
-    solidity = float(cv2.contourArea(contour)) / max(hull_area, 1.0)
+    corners, solidity = _polygon_facts(upright)
 
-    if len(poly) <= 6 and solidity > 0.96:
+    if corners <= 6 and solidity > 0.96:
         kind = PriorKind.BOX
         if rgb is not None and core_fraction >= 0.9:
             small_rgb = cv2.resize(
@@ -210,7 +220,7 @@ def analyse_outline(mask: np.ndarray, rgb: np.ndarray | None = None) -> OutlineA
         symmetry_iou=float(sym_iou),
         core_fraction=core_fraction,
         handle_fraction=handle_fraction,
-        polygon_vertices=len(poly),
+        polygon_vertices=corners,
         solidity=solidity,
         kind=kind,
     )

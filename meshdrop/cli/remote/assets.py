@@ -33,11 +33,21 @@ def gallery_cmd(
     conn: Connection,
     out_dir: Annotated[Path, typer.Option("-o", "--out", help="Folder for index.html.")],
     limit: Annotated[int, typer.Option(min=1, help="At most this many jobs per state.")] = 100,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then serve it on localhost (Ctrl-C stops).")
+    ] = False,
 ) -> None:
-    """Write an offline gallery page of the finished jobs (assets, thumbnails, photos)."""
+    """Write an offline gallery page of the finished jobs (assets, thumbnails, photos).
+
+    Open index.html from disk, or pass --serve for galleries over the embedding limit.
+    """
     from meshdrop.gallery.remote import gallery_from_stack
 
     remote = conn.connect()
     with err.status("downloading assets, thumbnails and photos"):
         page = gallery_from_stack(remote, out_dir, limit=limit)
     typer.echo(str(page))
+    if serve:
+        from meshdrop.gallery.serve import serve as serve_gallery
+
+        serve_gallery(page.parent)

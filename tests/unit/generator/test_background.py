@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -165,25 +164,6 @@ def test_bad_arguments() -> None:
         BackgroundRemover().segment(loaded, size=4)
     with pytest.raises(ValueError, match="margin"):
         BackgroundRemover().segment(loaded, size=64, margin=1.5)
-
-
-def test_classical_speed_at_balanced_size() -> None:
-    photo = make_photo("mug", background="gradient", shadow=True, jpeg_quality=85)
-    big = cv2.resize(photo.rgb, (2400, 1800), interpolation=cv2.INTER_CUBIC)  # a 4.3 Mpx photo
-    remover = BackgroundRemover()
-    for rgb in (photo.rgb, big):
-        loaded = load_image(png(rgb))
-        times = [_timed(lambda loaded=loaded: remover.segment(loaded, size=384)) for _ in range(3)]
-        best = min(times)
-        assert best < 0.5, f"{rgb.shape}: {best:.2f} CPU s"
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    # CPU time of the process, not wall time: on a machine shared with other test runs the
-    # wall clock measures the neighbours. All threads count, so parallelism cannot hide work.
-    start = time.process_time()
-    fn()
-    return time.process_time() - start
 
 
 # -- alpha path ----------------------------------------------------------------------------

@@ -105,6 +105,7 @@ def test_every_format_exports_and_reloads(generator: Generator, fmt: AssetFormat
         assert mesh.visual.kind == "vertex"
 
 
+@pytest.mark.slow
 def test_presets_change_face_counts_within_budget(generator: Generator) -> None:
     seg = rendered("sphere")
     fast = generator.generate_from_segmentation(seg, JobOptions(preset=Preset.FAST))

@@ -31,6 +31,7 @@ def _probe(tmp_path: Path, weights: Path = FIXTURE, points: Path | None = None, 
     return runner.invoke(app, args), out
 
 
+@pytest.mark.slow
 def test_probe_reproduces_the_reference(tmp_path: Path) -> None:
     result, out = _probe(tmp_path)
     assert result.exit_code == 0, result.output

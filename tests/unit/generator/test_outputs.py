@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -38,15 +37,6 @@ def test_thumbnail_is_a_shaded_png_in_the_mesh_colour() -> None:
     red = image[object_px]
     assert (red[:, 0] > red[:, 1] + 40).mean() > 0.95
     assert red[:, 0].std() > 10  # shaded, not a flat disc
-
-
-def test_thumbnail_of_a_preview_sized_mesh_is_fast() -> None:
-    mesh = trimesh.creation.icosphere(subdivisions=4)  # 5120 faces, above the preview budget
-    render_thumbnail(mesh)  # warm-up
-    start = time.perf_counter()
-    render_thumbnail(trimesh.creation.capsule(height=1.0, radius=0.3, count=[48, 48]))
-    # Budget 0.2 s on an idle core; generous here because the test machine is shared.
-    assert time.perf_counter() - start < 1.0
 
 
 def test_validator_reports_a_broken_glb() -> None:
@@ -104,6 +94,7 @@ def test_silhouette_iou_of_the_true_shape_is_high() -> None:
     assert silhouette_iou(true_mesh(scenes()["box"], 48), mask) < 0.6
 
 
+@pytest.mark.slow
 def test_one_evaluation_case_end_to_end() -> None:
     generator = Generator(Generator.Config(thumbnail=False))
     result = run_case(generator, "bottle", 0.0, 10.0, "gradient", preset=Preset.FAST, size=192)

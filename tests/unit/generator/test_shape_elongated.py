@@ -52,6 +52,7 @@ def test_a_toy_car_from_a_raised_three_quarter_view_is_a_carved_box(
     assert height < max(length, width)
 
 
+@pytest.mark.slow
 def test_car_surface_scores_against_the_true_shape(generator: Generator) -> None:
     result = run_case(generator, "car", 30.0, 25.0, "gradient", preset=Preset.FAST, size=320)
     assert result.prior == "box"
@@ -88,6 +89,7 @@ def test_box_fit_finds_the_angles_without_a_clean_hexagon() -> None:
     assert abs(abs(fit.yaw_deg) - 35.0) <= 8.0 and abs(fit.pitch_deg - 25.0) <= 8.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("yaw", "elevation"), [(0.0, 10.0), (20.0, 8.0)])
 def test_a_toy_car_seen_low_is_not_revolved(yaw: float, elevation: float) -> None:
     # From the side or low, a car is about mirror-symmetric: revolving it would make a spindle

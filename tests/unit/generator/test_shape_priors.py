@@ -88,6 +88,7 @@ def test_bottle_sections_are_circles_following_the_outline(generator: Generator)
     assert 2 * body.mean() == pytest.approx(0.64 * 0.3 / 1.8, rel=0.06)
 
 
+@pytest.mark.slow
 def test_box_has_flat_sides(generator: Generator) -> None:
     recon = generator.reconstruct(rendered("box"), FAST)
     mesh = recon.mesh
@@ -122,6 +123,7 @@ def test_mug_gets_a_handle_with_a_hole(generator: Generator) -> None:
     assert np.ptp(handle[:, 2]) < 0.35 * mesh.extents[2]
 
 
+@pytest.mark.slow
 def test_inflation_is_front_back_symmetric(generator: Generator) -> None:
     recon = generator.reconstruct(blob(), FAST)
     mesh = recon.mesh
@@ -147,6 +149,7 @@ def test_balloon_baseline_is_worse_than_the_chosen_prior() -> None:
         Generator.Config(force_prior="cone")
 
 
+@pytest.mark.slow
 def test_box_shot_from_above_keeps_to_its_outline(generator: Generator) -> None:
     recon = generator.reconstruct(rendered("box", yaw=35.0, elevation=40.0), FAST)
     assert recon.metrics["shape_prior"] == "box"

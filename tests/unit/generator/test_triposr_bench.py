@@ -12,6 +12,7 @@ from gpu_container.meshgen.models import bench
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "triposr_tiny"
 
 
+@pytest.mark.slow
 def test_bench_reports_seconds_per_stage_and_peak_memory(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

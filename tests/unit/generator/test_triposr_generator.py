@@ -34,6 +34,7 @@ def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device, "cuda_available", lambda: False)
 
 
+@pytest.mark.slow
 def test_photo_becomes_a_valid_coloured_glb(
     ball: Path, monkeypatch: pytest.MonkeyPatch, no_cuda: None
 ) -> None:
