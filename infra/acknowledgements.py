@@ -97,7 +97,8 @@ def _functions(stack: MeshdropStack) -> None:
             ack(
                 _role(function),
                 "AwsSolutions-IAM5[Resource::*]",
-                "X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords support no resource.",
+                "X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords) and, for ingest, "
+                "batch:ListJobs support no resource-level permissions.",
             )
         ack(
             function,

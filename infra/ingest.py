@@ -10,9 +10,13 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.lambda_code import python_function
+from meshdrop_contract import wiring
 
 INGEST_HANDLER = "lambdas.ingest.handler.lambda_handler"
 INGEST_TIMEOUT = Duration.seconds(60)
+#: AWS recommends six times the function timeout so a slow batch is not redelivered while it
+#: is still being processed.
+VISIBILITY_TIMEOUT = Duration.seconds(INGEST_TIMEOUT.to_seconds() * 6)
 #: Deliveries of one S3 event before it is parked in the dead-letter queue.
 MAX_RECEIVE_COUNT = 5
 
@@ -50,9 +54,7 @@ class IngestConstruct(Construct):
             "Queue",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            # AWS recommends six times the function timeout so a slow batch is not redelivered
-            # while it is still being processed.
-            visibility_timeout=Duration.seconds(INGEST_TIMEOUT.to_seconds() * 6),
+            visibility_timeout=VISIBILITY_TIMEOUT,
             retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
@@ -64,7 +66,12 @@ class IngestConstruct(Construct):
             code=code,
             handler=INGEST_HANDLER,
             description="meshdrop ingest: validate uploads, record jobs, submit them to Batch",
-            environment=environment,
+            # The submit lease must outlive one invocation and expire before the next delivery.
+            environment={
+                **environment,
+                wiring.ENV_INGEST_TIMEOUT_SECONDS: str(int(INGEST_TIMEOUT.to_seconds())),
+                wiring.ENV_INGEST_VISIBILITY_SECONDS: str(int(VISIBILITY_TIMEOUT.to_seconds())),
+            },
             architecture=architecture,
             log_retention=log_retention,
             removal_policy=removal_policy,

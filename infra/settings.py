@@ -100,6 +100,12 @@ class MeshdropSettings:
     #: queue cancels a job it cannot place before the reconciler looks at it.
     reconcile_every_minutes: int = 10
     reconcile_margin_minutes: int = 15
+    #: Deleting a photo also deletes its asset, thumbnail and error file (default: keep them;
+    #: the job record notes that the source is gone).
+    delete_assets_with_source: bool = False
+    #: A REJECTED or FAILED job leaves 3d_assets/<category>/<name>.error.json; a success
+    #: removes it.
+    error_files: bool = True
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
     log_retention_days: int = 30
@@ -273,6 +279,8 @@ def _read_all(get: _Reader) -> dict[str, Any]:
         "runnable_timeout_minutes": get.integer("runnable_timeout_minutes", 10, 24 * 60),
         "reconcile_every_minutes": get.integer("reconcile_every_minutes", 1, 24 * 60),
         "reconcile_margin_minutes": get.integer("reconcile_margin_minutes", 1, 24 * 60),
+        "delete_assets_with_source": get.boolean("delete_assets_with_source"),
+        "error_files": get.boolean("error_files"),
         "max_image_bytes": get.integer("max_image_bytes", 1024, 5 * 1024**3),
         "max_image_pixels": get.integer("max_image_pixels", 1024, 1_000_000_000),
         "log_retention_days": get.one_of_ints("log_retention_days", LOG_RETENTION_CHOICES),

@@ -168,6 +168,7 @@ class MeshdropStack(Stack):
             environment={
                 wiring.ENV_TOPIC_ARN: self.notifications.topic.topic_arn,
                 wiring.ENV_JOB_TTL_DAYS: str(s.job_ttl_days),
+                wiring.ENV_ERROR_FILES: _flag(s.error_files),
                 **powertools,
             },
             architecture=s.lambda_architecture,
@@ -187,6 +188,8 @@ class MeshdropStack(Stack):
                 wiring.ENV_MAX_IMAGE_BYTES: str(s.max_image_bytes),
                 wiring.ENV_MAX_IMAGE_PIXELS: str(s.max_image_pixels),
                 wiring.ENV_JOB_TTL_DAYS: str(s.job_ttl_days),
+                wiring.ENV_ERROR_FILES: _flag(s.error_files),
+                wiring.ENV_DELETE_ASSETS_WITH_SOURCE: _flag(s.delete_assets_with_source),
                 **powertools,
             },
             architecture=s.lambda_architecture,
@@ -347,6 +350,20 @@ class MeshdropStack(Stack):
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
         )
         ingest.add_to_role_policy(self._table_statement())
+        # Deleting a photo finds every job of its key through the by_source index.
+        ingest.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[f"{self.state.table.table_arn}/index/{jobs.GSI_BY_SOURCE}"],
+            )
+        )
+        if self.settings.delete_assets_with_source:
+            ingest.add_to_role_policy(
+                iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[assets])
+            )
+        # Before submitting again after a crash, ingest looks for the job Batch may already
+        # have (ListJobs supports no resource-level permissions).
+        ingest.add_to_role_policy(iam.PolicyStatement(actions=["batch:ListJobs"], resources=["*"]))
         self.compute.job_definition.grant_submit_job(ingest, self.compute.job_queue)
         # SubmitJob with tags (job id, preset) also needs TagResource on the job it creates.
         ingest.add_to_role_policy(
@@ -474,3 +491,8 @@ class MeshdropStack(Stack):
                 f"{s.ami_parameter} at every deployment. Set {CONTEXT_PREFIX}ami_id, or deploy "
                 "with credentials (CDK_DEFAULT_ACCOUNT/REGION) so the lookup is cached.",
             )
+
+
+def _flag(value: bool) -> str:
+    """A boolean setting as the functions read it (``lambdas/common/settings.py``)."""
+    return "true" if value else "false"

@@ -69,9 +69,13 @@ class StorageConstruct(Construct):
         )
 
     def notify_uploads(self, queue: sqs.IQueue) -> None:
-        """Send an S3 event for every object created under ``images/`` (and nothing else)."""
-        self.bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED,
-            cast(s3.IBucketNotificationDestination, s3n.SqsDestination(queue)),
-            s3.NotificationKeyFilter(prefix=SOURCE_PREFIX),
-        )
+        """Send an S3 event for every object created or removed under ``images/`` (only).
+
+        Ingest starts work only on ObjectCreated; a removal marks the photo's jobs as having
+        lost their source (and, when the deployment says so, deletes the asset).
+        """
+        destination = cast(s3.IBucketNotificationDestination, s3n.SqsDestination(queue))
+        for event in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
+            self.bucket.add_event_notification(
+                event, destination, s3.NotificationKeyFilter(prefix=SOURCE_PREFIX)
+            )

@@ -244,7 +244,8 @@ def _create_bucket(s3: Any, sqs: Any, names: ResourceNames, queues: _Queues) -> 
         QueueUrl=queues.ingest_url,
         Attributes={"Policy": _allow_service(queues.ingest_arn, "s3.amazonaws.com", bucket_arn)},
     )
-    # Only uploads under images/ start work; assets written under 3d_assets/ must never loop.
+    # As deployed: uploads under images/ start work, removals mark what the photo made; assets
+    # written under 3d_assets/ must never loop.
     prefix_filter = {"Key": {"FilterRules": [{"Name": "prefix", "Value": SOURCE_PREFIX}]}}
     s3.put_bucket_notification_configuration(
         Bucket=names.bucket,
@@ -252,7 +253,7 @@ def _create_bucket(s3: Any, sqs: Any, names: ResourceNames, queues: _Queues) -> 
             "QueueConfigurations": [
                 {
                     "QueueArn": queues.ingest_arn,
-                    "Events": ["s3:ObjectCreated:*"],
+                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
                     "Filter": prefix_filter,
                 }
             ]

@@ -8,7 +8,7 @@ from aws_cdk.assertions import Template
 
 from meshdrop_contract import wiring
 from tests.infra.conftest import Synthesized
-from tests.infra.helpers import logical_ref, object_patterns, role_statements
+from tests.infra.helpers import as_list, logical_ref, object_patterns, role_statements
 
 INGEST_HANDLER = "lambdas.ingest.handler.lambda_handler"
 
@@ -85,6 +85,30 @@ def test_function_environment_names_come_from_the_contract(template: Template) -
     assert env[wiring.ENV_MAX_IMAGE_BYTES] == str(25 * 1024 * 1024)
     assert env[wiring.ENV_MAX_IMAGE_PIXELS] == "40000000"
     assert env[wiring.ENV_JOB_QUEUE]["Fn::GetAtt"][1] == "JobQueueArn"
+
+
+def test_function_knows_its_timeout_and_visibility_so_its_lease_fits(template: Template) -> None:
+    function = ingest_function(template)
+    env = function["Environment"]["Variables"]
+    assert env[wiring.ENV_INGEST_TIMEOUT_SECONDS] == str(function["Timeout"])
+    (queue,) = [
+        q["Properties"]
+        for lid, q in template.find_resources("AWS::SQS::Queue").items()
+        if lid.startswith("IngestQueue")
+    ]
+    assert env[wiring.ENV_INGEST_VISIBILITY_SECONDS] == str(queue["VisibilityTimeout"])
+    # The defaults: error files on, assets kept when their photo is deleted.
+    assert env[wiring.ENV_ERROR_FILES] == "true"
+    assert env[wiring.ENV_DELETE_ASSETS_WITH_SOURCE] == "false"
+
+
+def test_ingest_may_look_for_a_batch_job_and_query_a_key_s_jobs(template: Template) -> None:
+    statements = role_statements(template, "IngestFunctionRole")
+    (listing,) = [s for s in statements if "batch:ListJobs" in as_list(s["Action"])]
+    assert listing["Resource"] == "*"  # ListJobs has no resource-level permissions
+    (query,) = [s for s in statements if s["Action"] == "dynamodb:Query"]
+    parts = query["Resource"]["Fn::Join"][1]
+    assert parts[-1] == "/index/by_source"
 
 
 def test_event_source_reports_partial_batch_failures(template: Template) -> None:

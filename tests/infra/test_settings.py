@@ -30,6 +30,17 @@ def test_cdk_json_lists_every_setting_with_the_code_defaults() -> None:
     assert MeshdropSettings.from_mapping(context) == MeshdropSettings()
 
 
+def test_every_setting_is_read_from_context() -> None:
+    # A field the reader forgets would silently keep its default whatever cdk.json says.
+    flipped = {
+        f.name: not f.default
+        for f in dataclasses.fields(MeshdropSettings)
+        if isinstance(f.default, bool)
+    }
+    settings = MeshdropSettings.from_mapping(flipped)
+    assert {name: getattr(settings, name) for name in flipped} == flipped
+
+
 def test_cdk_json_runs_the_app_with_the_venv_and_sets_feature_flags() -> None:
     doc = cdk_json()
     assert doc["app"] == ".venv/bin/python app.py"

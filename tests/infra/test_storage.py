@@ -68,13 +68,15 @@ def test_only_images_prefix_is_sent_to_the_ingest_queue(template: Template) -> N
     assert len(notifications) == 1
     config = next(iter(notifications.values()))["Properties"]["NotificationConfiguration"]
     assert set(config) == {"QueueConfigurations"}
-    (queue_config,) = config["QueueConfigurations"]
-    assert queue_config["Events"] == ["s3:ObjectCreated:*"]
-    rules = queue_config["Filter"]["Key"]["FilterRules"]
-    assert rules == [{"Name": "prefix", "Value": SOURCE_PREFIX}]
+    # Uploads start work; removals let ingest mark (or delete) what the photo made.
+    events = sorted(c["Events"][0] for c in config["QueueConfigurations"])
+    assert events == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    for queue_config in config["QueueConfigurations"]:
+        rules = queue_config["Filter"]["Key"]["FilterRules"]
+        assert rules == [{"Name": "prefix", "Value": SOURCE_PREFIX}]
+        assert queue_config["QueueArn"]["Fn::GetAtt"][0].startswith("IngestQueue")
     # The guard against a loop: outputs are written under a prefix the filter excludes.
     assert not ASSET_PREFIX.startswith(SOURCE_PREFIX)
-    assert queue_config["QueueArn"]["Fn::GetAtt"][0].startswith("IngestQueue")
 
 
 def test_data_is_retained_by_default(template: Template) -> None:

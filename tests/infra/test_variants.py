@@ -11,9 +11,9 @@ from aws_cdk.assertions import Template
 from infra.image import BAKED_WEIGHTS_DIR
 from infra.settings import MeshdropSettings
 from infra.stack import ENV_WEIGHTS_SHA256, weights_location
-from meshdrop_contract import jobs
+from meshdrop_contract import jobs, wiring
 from tests.infra.conftest import cdk_context
-from tests.infra.helpers import as_list, role_statements, single
+from tests.infra.helpers import as_list, object_patterns, role_statements, single
 
 VARIANT = {
     "spot": False,
@@ -29,6 +29,8 @@ VARIANT = {
     "region": "eu-west-1",
     "stack_name": "meshdrop-dev",
     "lambda_architecture": "x86_64",
+    "delete_assets_with_source": True,
+    "error_files": False,
 }
 
 
@@ -147,3 +149,13 @@ def test_subscribed_topics_raise_no_subscriber_warnings(variant_app) -> None:
     texts = [m.data for m in stack.node.metadata if m.type == "aws:cdk:warning"]
     assert not any("alarm_email is empty" in str(t) for t in texts)
     assert any("monthly_budget_usd is 0" in str(t) for t in texts)
+
+
+def test_deleting_assets_with_their_photo_grants_delete_on_assets_only(variant: Template) -> None:
+    statements = role_statements(variant, "IngestFunctionRole")
+    assert object_patterns(statements, "s3:DeleteObject") == {"/3d_assets/*"}
+    functions = variant.find_resources("AWS::Lambda::Function")
+    envs = [f["Properties"].get("Environment", {}).get("Variables", {}) for f in functions.values()]
+    ingest = [e for e in envs if wiring.ENV_DELETE_ASSETS_WITH_SOURCE in e]
+    assert [e[wiring.ENV_DELETE_ASSETS_WITH_SOURCE] for e in ingest] == ["true"]
+    assert {e[wiring.ENV_ERROR_FILES] for e in envs if wiring.ENV_ERROR_FILES in e} == {"false"}

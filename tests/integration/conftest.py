@@ -273,6 +273,12 @@ def stack(_mocked_stack: Stack) -> Iterator[Stack]:
     with stack.table.batch_writer() as batch:
         for item in stack.all_items():
             batch.delete_item(Key={"pk": item["pk"]})
+    # Objects too: an asset or error file one test left must not answer another's question;
+    # first, so the removal notifications are drained below.
+    # (Delete markers, not version deletes: moto cannot list versions behind delete markers.)
+    listed = stack.s3.list_objects_v2(Bucket=stack.res.bucket)
+    for entry in listed.get("Contents", []):
+        stack.s3.delete_object(Bucket=stack.res.bucket, Key=entry["Key"])
     # PurgeQueue is allowed once a minute; receiving and deleting is not limited.
     for url in (
         stack.res.state_queue_url,
