@@ -198,6 +198,13 @@ def _image_build(stack: MeshdropStack) -> None:
         "The project produces no build artifacts (the image goes to ECR, encrypted at rest); "
         "CodeBuild encrypts its logs and workspace with AWS-managed keys.",
     )
+    _image_build_provider(stack)
+
+
+def _image_build_provider(stack: MeshdropStack) -> None:
+    """CDK's provider framework that starts and polls the in-AWS image build."""
+    build = stack.image_build
+    assert build is not None
     for handler in build.handlers:
         ack(
             _role(handler),

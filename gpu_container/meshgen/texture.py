@@ -193,8 +193,7 @@ def vertex_colours(
         turned away take the colour of their image under a half turn about it (see
         :func:`_turn_away_side`); ``None``: the back mirrors the front through ``z = const``.
     box
-        The fitted box of a box prior: every vertex is sampled inside its own face's image
-        region and shaded as that face (see :func:`snap_to_box_faces`).
+        A box prior's fitted box: each vertex sampled in its face's image region.
     caps
         Colour caps seen edge-on from a band of rows (see :func:`_blend_caps`).
 

@@ -177,6 +177,13 @@ def test_page_shows_every_job_with_local_files_only(site: tuple[Path, list[Galle
         assert (out / url).is_file(), url
     assert "files/0000-box.jpg" in referenced and "files/0003-bad.jpg" in referenced
 
+
+def test_page_shows_each_job_s_status_and_reason_as_text(
+    site: tuple[Path, list[GalleryEntry]],
+) -> None:
+    out, entries = site
+    text = write_gallery(out, entries, title="run 42").read_text()
+    page = parse(text)
     cards = page.all("article")
     assert [c["data-status"] for c in cards] == [
         "SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "REJECTED", "FAILED", "SUCCEEDED",
