@@ -48,7 +48,13 @@ from meshdrop_contract.jobs import GSI_BY_STATE, GSI_BY_STATE_PK, GSI_BY_STATE_S
 from ..common import batchjobs
 from ..common.clients import dynamodb_table
 from ..common.eventbus import emit
-from ..common.jobstore import SUBMIT_OWNER, JobStore, from_dynamo
+from ..common.jobstore import (
+    NOTIFICATION_PENDING,
+    NOTIFICATION_SENT_AT,
+    SUBMIT_OWNER,
+    JobStore,
+    from_dynamo,
+)
 from ..common.observability import logger
 from ..state.service import StateApplier
 from ..state.validation import Outcome, check_event
@@ -60,6 +66,9 @@ RESUBMITS = "resubmits"
 #: Statuses whose state change the state function applies (the others it ignores).
 _APPLIED_STATUSES = frozenset({"RUNNING", "SUCCEEDED", "FAILED"})
 _CHECKED_STATES = (JobState.ACCEPTED, JobState.SUBMITTED, JobState.RUNNING)
+#: Finished states that notify, and how far back a lost notification is looked for.
+_NOTIFIED_STATES = (JobState.SUCCEEDED, JobState.FAILED)
+_LOST_NOTIFICATION_WINDOW_S = 86_400.0
 
 
 class BatchView(Protocol):
@@ -208,15 +217,43 @@ class Reconciler:
                 seen.add(str(item.get("job_id")))
                 report.stuck[state.value] += 1
                 report.actions.append(self._reconcile_safely(item, state))
+        report.actions.extend(self.resend_lost_notifications(now))
         for action in report.actions:
             logger.info("reconciled", extra=_action_json(action))
         return report
 
-    def stuck(self, state: JobState, cutoff_epoch_s: float) -> Iterator[dict[str, Any]]:
-        """Job records in ``state`` not updated since ``cutoff_epoch_s`` (the by_state GSI)."""
-        condition = Key(GSI_BY_STATE_PK).eq(state.value) & Key(GSI_BY_STATE_SK).lt(
-            iso_at(cutoff_epoch_s)
+    def resend_lost_notifications(self, now: float) -> list[Action]:
+        """Finished jobs whose notification was claimed but never sent (the state function died
+        between the claim and the publish): send it, once.
+
+        Only the last day of finished jobs is read: a pass every few minutes sees each such job
+        many times over before it leaves that window.
+        """
+        claimed_before = iso_at(now - self.settings.stuck_after_s)
+        actions: list[Action] = []
+        for state in _NOTIFIED_STATES:
+            for item in self.stuck(
+                state, now - self.settings.stuck_after_s, since=now - _LOST_NOTIFICATION_WINDOW_S
+            ):
+                if not item.get(NOTIFICATION_PENDING) or item.get(NOTIFICATION_SENT_AT):
+                    continue
+                job_id = str(item.get("job_id", ""))
+                if self.applier.notifier.resend_lost(job_id, claimed_before):
+                    actions.append(Action(job_id, state.value, "notified", "notification lost"))
+        return actions
+
+    def stuck(
+        self, state: JobState, cutoff_epoch_s: float, *, since: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Job records in ``state`` not updated since ``cutoff_epoch_s`` (and, with ``since``,
+        updated after it), through the by_state GSI."""
+        updated = Key(GSI_BY_STATE_SK)
+        window = (
+            updated.between(iso_at(since), iso_at(cutoff_epoch_s))
+            if since is not None
+            else updated.lt(iso_at(cutoff_epoch_s))
         )
+        condition = Key(GSI_BY_STATE_PK).eq(state.value) & window
         kwargs: dict[str, Any] = {"IndexName": GSI_BY_STATE, "KeyConditionExpression": condition}
         while True:
             page: Mapping[str, Any] = self._table.query(**kwargs)

@@ -20,6 +20,7 @@ from lambdas.common import batchjobs
 from lambdas.common.jobstore import SUBMIT_LEASE_UNTIL, JobStore
 from lambdas.reconcile.service import AwsBatch, Reconciler
 from lambdas.reconcile.settings import ReconcileSettings
+from lambdas.state.notify import Notifier
 from meshdrop_contract import JobState, job_pk
 from tests.helpers.photos import image_bytes
 from tests.integration.conftest import REGION, Stack
@@ -97,6 +98,38 @@ def test_a_dropped_batch_succeeded_is_applied(stack: Stack) -> None:
     ((message, attributes),) = stack.notifications()
     assert attributes["state"] == "SUCCEEDED" and message["job_id"] == job_id
     # Nothing left to do, and nothing is notified twice.
+    assert _reconciler(stack, later_s=3 * HOURS).run_once().actions == []
+    assert stack.notifications() == []
+
+
+class _Crash(BaseException):
+    """The function's process dying: no ``except Exception`` gets to clean up."""
+
+
+def test_a_notification_lost_in_a_crash_is_sent_once_later(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, _ = stack.upload(KEY, image_bytes(), {"preset": "fast"})
+    stack.drain_events()
+
+    def crash(*_: Any, **__: Any) -> None:
+        raise _Crash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Notifier, "_publish", crash)
+        with pytest.raises(_Crash):  # dies after the SUCCEEDED write and the claim
+            _reconciler(stack, later_s=3 * HOURS).run_once()
+    record = stack.job(job_id) or {}
+    assert record["state"] == JobState.SUCCEEDED
+    assert record.get("notification_pending") and not record.get("notification_sent_at")
+    assert stack.notifications() == []
+
+    report = _reconciler(stack, later_s=3 * HOURS).run_once()
+
+    assert [(a.job_id, a.action) for a in report.actions] == [(job_id, "notified")]
+    ((message, _),) = stack.notifications()
+    assert message["job_id"] == job_id and message["state"] == "SUCCEEDED"
+    assert (stack.job(job_id) or {}).get("notification_sent_at")
     assert _reconciler(stack, later_s=3 * HOURS).run_once().actions == []
     assert stack.notifications() == []
 
