@@ -2,11 +2,15 @@
 
 A toy car, a shoe, a stapler or a loaf is, to a first approximation, a height field over a
 rectangular footprint that changes along the object's length and hardly across it (bonnet,
-cabin, boot). With the footprint and the camera's yaw and pitch from a box fitted to the
-outline's convex hull (:func:`.boxfit.fit_box`), the height of each slice across the length
-is the tallest one whose top edge, projected, still lies inside the outline: the outline's
-own upper edge, read in the object's frame. The body is then that stack of slices, carved by
-the outline swept along the view (the single view's visual hull).
+cabin, boot). The camera's pitch starts from a box fitted to the outline's convex hull
+(:func:`.boxfit.fit_box`). When the object stands on wheels (legs), the footprint comes from
+the ground: the line under the near wheels gives the length axis' yaw
+(:func:`ground_line_yaw`), the bend of the bottom edge at the near corner its length-to-width
+ratio (:func:`ground_corner_ratio`). Otherwise footprints around the hull's are tried. The
+height of each slice across the length is the tallest one whose top edge, projected, still
+lies inside the outline: the outline's own upper edge, read in the object's frame. The body
+is then that stack of slices, with the wheels reaching down to the ground along its sides,
+carved by the outline swept along the view (the single view's visual hull).
 
 Frames as in :mod:`.field`; ``fit.rotation`` maps the object frame to the camera frame.
 """
