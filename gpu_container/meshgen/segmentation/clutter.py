@@ -33,6 +33,12 @@ HIST_SMOOTHING = 1.0
 MIN_CLUSTER_SHARE = 0.06
 #: Sigma of the centre prior as a share of the width and height.
 CENTRE_SIGMA = 0.3
+#: Largest step (8-bit RGB levels, per channel, between neighbouring pixels of the slightly
+#: blurred GrabCut image) that a flood from the border crosses: a smooth gradient (a sky
+#: paling towards the horizon, a light pool on a wall) is crossed, an object's outline is not.
+SMOOTH_STEP = 3
+#: Weight, in the choice of the object, of a pixel that such a flood reaches.
+REACHED_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,44 @@ def border_contrast(rgb: np.ndarray) -> np.ndarray:
     # the object running off the edge is that rare share.
     typical = float(np.percentile(likelihood[ring > 0], 100.0 * MIN_CLUSTER_SHARE))
     return np.clip(1.0 - likelihood / max(typical, 1e-12), 0.0, 1.0).astype(np.float32)
+
+
+def border_reach(rgb: np.ndarray, unlike: np.ndarray, step: int = SMOOTH_STEP) -> np.ndarray:
+    """The pixels reached from the background along the border without crossing an edge.
+
+    A flood from every border pixel of a common border colour (``unlike < 0.5``: not the
+    object running off the edge) that moves only between neighbours within ``step`` levels
+    of each other. It follows smooth gradients that the border's colour histogram cannot
+    know about (the sky low between two towers is paler than the sky along the top edge, a
+    lamp's light pool on a wall is brighter than the wall at the edges) and stops at any
+    real outline. Textured backgrounds stop it at once; they are left to the histogram.
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray
+        (h, w, 3) uint8 photo (the GrabCut-size copy: the cost is one flood per border run).
+    unlike : numpy.ndarray
+        (h, w) float 0..1, :func:`border_contrast` of ``rgb``.
+    step : int
+        Largest neighbour-to-neighbour difference per channel that the flood crosses.
+
+    Returns
+    -------
+    numpy.ndarray
+        (h, w) bool.
+    """
+    h, w = rgb.shape[:2]
+    blur = cv2.GaussianBlur(rgb, (0, 0), 1.0)  # (h, w, 3) uint8, JPEG noise smoothed
+    filled = np.zeros((h + 2, w + 2), dtype=np.uint8)  # floodFill's mask has a 1-px frame
+    flags = 8 | cv2.FLOODFILL_MASK_ONLY | (1 << 8)  # 8-connected, fill the mask with 1
+    diff = (step, step, step)
+    ring = np.zeros((h, w), dtype=bool)
+    ring[0], ring[-1], ring[:, 0], ring[:, -1] = True, True, True, True
+    ys, xs = np.nonzero(ring & (unlike < 0.5))  # (k,) int each: the flood's starts
+    for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
+        if not filled[y + 1, x + 1]:
+            cv2.floodFill(blur, filled, (x, y), (0, 0, 0), diff, diff, flags)
+    return filled[1:-1, 1:-1] > 0
 
 
 def seed_mask(prior: np.ndarray, unlike: np.ndarray) -> np.ndarray | None:
@@ -167,14 +211,18 @@ def cut_object(work: np.ndarray, *, gap: int) -> ClutterCut | None:
     small = cv2.resize(work, dsize, interpolation=cv2.INTER_AREA)
     unlike = border_contrast(small)  # (hs, ws) float
     centre = centre_prior(*small.shape[:2])
-    seeds = seed_mask(unlike * (0.3 + 0.7 * centre), unlike)
+    # What the border reaches smoothly is background the histogram missed: it neither seeds
+    # the object nor counts towards choosing it.
+    reach = np.where(border_reach(small, unlike), REACHED_WEIGHT, 1.0)  # (hs, ws) float
+    seeds = seed_mask(unlike * (0.3 + 0.7 * centre) * reach, unlike)
     if seeds is None:
         return None
     bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
     cv2.setRNGSeed(12345)  # GrabCut seeds its colour models with k-means too
     cv2.grabCut(small, seeds, (0, 0, 0, 0), bgd, fgd, GRAB_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     candidates = open_mask((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD))
-    chosen = keep_main_object(candidates, gap=max(1, round(gap * scale)), weights=centre)
+    # Of the candidates, the object is the central one that the border cannot reach smoothly.
+    chosen = keep_main_object(candidates, gap=max(1, round(gap * scale)), weights=centre * reach)
     chosen = fill_small_holes(chosen)
     soft = _refine(work, chosen)
     hard = keep_main_object(soft >= 0.5, gap=gap, weights=centre_prior(h, w))

@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from .boxfit import BOX_DEPTH_RATIO, HULL_MIN_IOU, BoxFit, convex_hull, fit_box
 from .field import Volume, lattice, signed_distance_2d
-from .profile import fit_profile, profile_values
+from .profile import Profile, fit_profile, profile_values
 from .silhouette import PriorKind
 
 #: A box whose projected outline covers the photo's outline worse than this (IoU) is not the
@@ -49,11 +49,11 @@ def box_field(
     fit: BoxFit = fit_box(mask, depth_ratio)
     carve = fit.iou < CARVE_BELOW_IOU
     extent = fit.half
-    profile: tuple[np.ndarray, np.ndarray] | None = None
+    profile: Profile | None = None
     if carve:
         hull_fit = fit_box(convex_hull(mask), depth_ratio, min_iou=HULL_MIN_IOU)
         fit, profile = fit_profile(mask, hull_fit)
-        extent = fit.half * [1.0, max(1.0, float(profile[1].max()) / float(fit.half[1])), 1.0]
+        extent = fit.half * [1.0, max(1.0, float(profile.heights.max()) / float(fit.half[1])), 1.0]
     rot = fit.rotation  # (3, 3) object -> camera
     xs, ys, zs, origin, spacing = _samples(mask, fit, extent, max_faces)
     if profile is not None:

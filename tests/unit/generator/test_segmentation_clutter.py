@@ -20,7 +20,11 @@ from gpu_container.meshgen.errors import BadInputError
 from gpu_container.meshgen.evaluation import crop_truth
 from gpu_container.meshgen.image import load_image
 from gpu_container.meshgen.scenes import render, scenes
-from gpu_container.meshgen.segmentation.clutter import border_contrast, guided_filter
+from gpu_container.meshgen.segmentation.clutter import (
+    border_contrast,
+    border_reach,
+    guided_filter,
+)
 from gpu_container.meshgen.segmentation.confidence import assess
 
 TEXTURES = {"brick": (230, 200, 180), "grass": (150, 220, 120), "gravel": (220, 220, 230)}
@@ -84,6 +88,45 @@ def test_the_object_nearest_the_centre_wins_over_a_small_one_at_the_side() -> No
     assert iou(seg, truth) >= 0.8
     left, _, right, _ = seg.crop_box
     assert left > 60 and abs((left + right) / 2 - 250) < 30
+
+
+def light_pool(obj: str) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) float32 dusk sky over grass with a pale light pool left of centre, ``obj`` at
+    the right of centre, and the (H, W) bool truth.
+
+    The pool is larger than the object, as central and of colours the border never shows
+    (like the sky paling low between two towers); it fades smoothly into the dark sky.
+    """
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)  # (H, W) float each
+    glow = np.exp(-0.5 * (((xx - 190) / 85) ** 2 + ((yy - 175) / 55) ** 2))[:, :, None]
+    dark, pale = np.array([40, 55, 110], np.float32), np.array([215, 220, 235], np.float32)
+    sky = dark * (1 - glow) + pale * glow + rng.normal(0, 1.5, (H, W, 1)).astype(np.float32)
+    canvas = np.where((yy >= 250)[:, :, None], backdrop("grass"), sky).astype(np.float32)
+    truth = np.zeros((H, W), dtype=bool)
+    paste(canvas, truth, obj, 220, 330, 170)
+    return canvas, truth
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("obj", ["box", "mug", "bottle"])
+def test_a_smooth_light_pool_larger_than_the_object_is_background(obj: str) -> None:
+    canvas, truth = light_pool(obj)
+    seg = segment(canvas)
+    assert seg.method == "grabcut"
+    assert iou(seg, truth) >= 0.85
+
+
+def test_border_reach_follows_smooth_gradients_and_stops_at_outlines() -> None:
+    yy, xx = np.mgrid[0:160, 0:240].astype(np.float32)
+    shade = np.exp(-0.5 * (((xx - 100) / 40) ** 2 + ((yy - 80) / 28) ** 2))  # pale middle
+    rgb = np.repeat(40 + 120 * shade[:, :, None], 3, axis=2).astype(np.uint8)  # (160, 240, 3)
+    rgb[60:100, 160:200] = (200, 40, 30)  # an object with a hard outline
+    rgb[120:, 10:40] = (30, 200, 60)  # another one running off the bottom edge
+    reach = border_reach(rgb, border_contrast(rgb))
+    assert reach[80, 100]  # the pale middle is reached along the gradient
+    assert not reach[70:90, 170:190].any()
+    assert not reach[140:, 20:30].any()  # its border pixels are no flood's start
 
 
 @pytest.mark.slow

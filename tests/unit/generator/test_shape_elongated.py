@@ -12,8 +12,13 @@ from gpu_container.meshgen.generator import Generator
 from gpu_container.meshgen.ndtools import fill_holes
 from gpu_container.meshgen.scenes import render, scenes, segmentation_of
 from gpu_container.meshgen.shape import PriorKind, analyse_outline, fit_box
-from gpu_container.meshgen.shape.boxfit import BoxFit, projected_outline
-from gpu_container.meshgen.shape.profile import fit_profile, slice_heights
+from gpu_container.meshgen.shape.boxfit import HULL_MIN_IOU, BoxFit, convex_hull, projected_outline
+from gpu_container.meshgen.shape.profile import (
+    fit_profile,
+    ground_corner_ratio,
+    ground_line_yaw,
+    slice_heights,
+)
 from meshdrop_contract import PRESETS, Preset
 
 
@@ -107,3 +112,56 @@ def test_a_handle_must_close_a_loop() -> None:
     inside = solid >= 0.5
     solid[fill_holes(inside) & ~inside] = 1.0
     assert analyse_outline(solid, seg.rgb).handle_fraction == 0.0
+
+
+def outline_of(name: str, yaw: float, elevation: float, g: int = 256) -> np.ndarray:
+    """``(g, g)`` float outline of a render, cropped as the generator crops it."""
+    seg = seg_of(name, yaw, elevation)
+    return cv2.resize(np.asarray(seg.mask, np.float32), (g, g), interpolation=cv2.INTER_AREA)
+
+
+# The views below are the elongated prior's tuning views; evaluation.HELD_OUT's are not here.
+@pytest.mark.parametrize(("name", "yaw", "elevation"), [("car", 45.0, 25.0), ("van", -45.0, 25.0)])
+def test_the_line_under_the_near_wheels_gives_the_length_axis_yaw(
+    name: str, yaw: float, elevation: float
+) -> None:
+    found = ground_line_yaw(outline_of(name, yaw, elevation), elevation)
+    assert found is not None and abs(found - yaw) <= 4.0
+
+
+def test_a_box_has_no_gap_under_it() -> None:
+    assert ground_line_yaw(outline_of("box", 35.0, 25.0), 25.0) is None
+
+
+def test_the_bottom_corner_splits_the_width_into_length_and_depth() -> None:
+    g = 256
+    for yaw, ratio in ((30.0, 2.5), (-50.0, 1.6)):
+        half = np.array([60.0, 25.0, 60.0 / ratio])
+        poly = projected_outline(half, yaw, 25.0, np.array([128.0, 128.0]))
+        mask = np.zeros((g, g), np.float32)
+        pts = np.stack([poly[:, 0], g - 1 - poly[:, 1]], axis=1)
+        cv2.fillPoly(mask, [np.rint(pts * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+        found = ground_corner_ratio(mask, yaw, 25.0)
+        assert found is not None
+        assert abs(found[0] - ratio) <= 0.15 * ratio
+        assert found[1] >= 0.9  # the bent line runs along the whole bottom edge
+
+
+@pytest.mark.parametrize(("name", "yaw", "elevation"), [("car", -55.0, 30.0), ("van", 25.0, 20.0)])
+def test_a_car_footprint_is_longer_than_wide_and_its_wheels_reach_the_ground(
+    name: str, yaw: float, elevation: float
+) -> None:
+    mask = outline_of(name, yaw, elevation)
+    fit, profile = fit_profile(mask, fit_box(convex_hull(mask), min_iou=HULL_MIN_IOU))
+    # The toy car's and van's bodies are 2.4 times as long as wide.
+    assert 2.0 <= fit.half[0] / fit.half[2] <= 2.9
+    assert abs(fit.yaw_deg - yaw) <= 5.0
+    assert profile.drop > 0.0
+
+
+@pytest.mark.slow
+def test_car_from_a_steep_turn_scores_against_the_true_shape(generator: Generator) -> None:
+    result = run_case(generator, "car", -55.0, 30.0, "gradient", preset=Preset.BALANCED, size=384)
+    assert result.prior == "box"
+    assert result.f_2 >= 0.65
+    assert result.iou >= 0.9
