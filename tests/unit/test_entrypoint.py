@@ -245,6 +245,7 @@ def test_quality_gate_exits_66(account: Account) -> None:
     assert final["detail"]["metrics"]
 
 
+@pytest.mark.slow
 def test_s3_throttling_is_transient_without_terminal_event(
     account: Account, generator: Generator
 ) -> None:
@@ -266,6 +267,7 @@ def test_s3_throttling_is_transient_without_terminal_event(
     assert retry_action(_local_retry_strategy(), 75, "") == "RETRY"
 
 
+@pytest.mark.slow
 def test_put_events_failed_entries_are_transient(account: Account, generator: Generator) -> None:
     spec = _upload(account, "images/uploaded/mug.jpg", make_photo("mug", jpeg_quality=90).data)
     calls: list[int] = []

@@ -194,6 +194,7 @@ def test_baked_weights_need_no_manifest(tmp_path: Path) -> None:
     assert selfcheck.verify_weights(None, {selfcheck.ENV_WEIGHTS_SHA256: "a" * 64}) is None
 
 
+@pytest.mark.slow
 def test_infra_names_the_same_job_variable() -> None:
     from infra.stack import ENV_WEIGHTS_SHA256
 

@@ -217,6 +217,7 @@ def test_revolved_caps_are_one_colour_not_streaks_of_the_top_row(generator: Gene
     assert red[0] > 2.5 * red[1] and red[0] > 2.5 * red[2]
 
 
+@pytest.mark.slow
 def test_box_preview_is_the_asset_decimated_not_a_coarser_remesh(generator: Generator) -> None:
     # The thumbnail must show the asset itself: its vertices lie on the delivered surface. A box
     # turned 30° used to stall decimation and fall back to re-meshing a coarse field (stair steps).

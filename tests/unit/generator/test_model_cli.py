@@ -42,6 +42,7 @@ def test_probe_reproduces_the_reference(tmp_path: Path) -> None:
     np.testing.assert_allclose(got["color"], expected["color"], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_probe_reads_images_as_8_bit_rgb(tmp_path: Path) -> None:
     """An alpha channel is dropped (no compositing, no background removal)."""
     from PIL import Image

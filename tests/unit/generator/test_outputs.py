@@ -79,6 +79,7 @@ def test_glb_vertex_colours_are_linear_as_gltf_requires() -> None:
     assert tuple(srgb_to_linear(np.array([[255, 128, 0, 7]], np.uint8))[0]) == (255, 55, 0, 7)
 
 
+@pytest.mark.slow
 def test_surface_scores_tell_shapes_apart() -> None:
     sphere, box = true_mesh(scenes()["sphere"], 48), true_mesh(scenes()["box"], 48)
     f2, f5, chamfer = surface_scores(sphere.copy(), sphere)

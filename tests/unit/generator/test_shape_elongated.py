@@ -40,6 +40,7 @@ def test_a_book_from_above_stays_upright_and_is_a_box() -> None:
     assert analysis.tilt_deg == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("yaw", "elevation"), [(30.0, 25.0), (-35.0, 20.0)])
 def test_a_toy_car_from_a_raised_three_quarter_view_is_a_carved_box(
     generator: Generator, yaw: float, elevation: float
@@ -121,6 +122,7 @@ def outline_of(name: str, yaw: float, elevation: float, g: int = 256) -> np.ndar
 
 
 # The views below are the elongated prior's tuning views; evaluation.HELD_OUT's are not here.
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "yaw", "elevation"), [("car", 45.0, 25.0), ("van", -45.0, 25.0)])
 def test_the_line_under_the_near_wheels_gives_the_length_axis_yaw(
     name: str, yaw: float, elevation: float
@@ -147,6 +149,7 @@ def test_the_bottom_corner_splits_the_width_into_length_and_depth() -> None:
         assert found[1] >= 0.9  # the bent line runs along the whole bottom edge
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "yaw", "elevation"), [("car", -55.0, 30.0), ("van", 25.0, 20.0)])
 def test_a_car_footprint_is_longer_than_wide_and_its_wheels_reach_the_ground(
     name: str, yaw: float, elevation: float

@@ -78,6 +78,7 @@ def test_photo_becomes_a_valid_coloured_glb(
     assert again.provenance == prov and again.metrics["backend"] == "triposr"
 
 
+@pytest.mark.slow
 def test_priors_option_bypasses_the_model(ball: Path, no_cuda: None) -> None:
     generator = Generator.from_pretrained(ball, config=CPU)
     result = generator.generate(
