@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
+from .events import PACK_JOB_NAME_PREFIX
 from .keys import parse_source_key
 from .options import JobOptions
 
@@ -74,8 +75,6 @@ ENV_SOURCE_SHA256 = "MESHDROP_SOURCE_SHA256"
 ENV_EVENT_BUS = "MESHDROP_EVENT_BUS"
 #: A pack (several photos in one Batch job): JSON list of :meth:`JobSpec.to_dict`, in pack order.
 ENV_PACK = "MESHDROP_PACK"
-#: Batch job names of packs: ``meshdrop-pack-<hash of the sorted job ids>``.
-PACK_JOB_NAME_PREFIX = "meshdrop-pack-"
 #: SubmitJob parameter (carried by every Batch state change event) listing a pack's job ids,
 #: comma-separated in pack order.
 PACK_PARAMETER = "job_ids"

@@ -21,13 +21,14 @@ from meshdrop_contract import (
     TERMINAL_STATES,
     DetailType,
     JobState,
+    is_pack_job_name,
 )
 
 from ..common.clients import client
 from ..common.jobstore import STATE, JobStore, WriteResult
 from ..common.observability import MetricName, logger, metrics
 from ..common.settings import StateSettings
-from .mapping import BatchChange, batch_change
+from .mapping import BatchChange, batch_changes
 from .meshdrop_events import apply_meshdrop
 from .notify import (
     SILENT_STATES,
@@ -36,7 +37,7 @@ from .notify import (
     notification_message,
     notification_subject,
 )
-from .outcome import Applied, ignored
+from .outcome import Applied, ignored, pack_applied
 
 __all__ = ["Applied", "StateApplier", "notification_message", "notification_subject"]
 
@@ -65,10 +66,16 @@ class StateApplier:
     # -- Batch -------------------------------------------------------------------------------
 
     def _apply_batch(self, detail: Mapping[str, Any]) -> Applied:
-        change = batch_change(detail)
-        if change is None:
+        changes = batch_changes(detail)
+        if not changes:
             logger.debug("Batch event ignored", extra={"status": detail.get("status")})
             return ignored(f"Batch status {detail.get('status')!r} of {detail.get('jobName')!r}")
+        if len(changes) == 1 and not is_pack_job_name(str(detail.get("jobName") or "")):
+            return self._apply_change(changes[0])
+        # A pack: each photo on its own, as if the Batch job were its alone.
+        return pack_applied([self._apply_change(change) for change in changes])
+
+    def _apply_change(self, change: BatchChange) -> Applied:
         job_id = change.job_id
         record = self.store.get(job_id)
         if record is None:
