@@ -122,6 +122,15 @@ def run(
         float, typer.Option("--timeout", help="Give up on unfinished jobs after this many s.")
     ] = 1800.0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Generator jobs at once.")] = 1,
+    pack_size: Annotated[
+        int,
+        typer.Option(
+            "--pack-size",
+            min=1,
+            max=20,
+            help="Photos per Batch job (the pack_size setting): one generator process per pack.",
+        ),
+    ] = 1,
     serve: Annotated[
         bool,
         typer.Option("--serve", help="Then serve the gallery on localhost (Ctrl-C stops)."),
@@ -160,16 +169,23 @@ def run(
             timeout_s=timeout,
             concurrency=jobs,
             on_update=on_update,
+            pack_size=pack_size,
         )
     if as_json:
-        stdout.write(json.dumps({"jobs": [r.to_json() for r in summary.reports]}) + "\n")
+        report = {
+            "jobs": [r.to_json() for r in summary.reports],
+            "batch_jobs": summary.batch_jobs,
+            "packs": summary.packs,
+        }
+        stdout.write(json.dumps(report) + "\n")
         stdout.flush()
     else:
         Console(file=stdout).print(_result_table(summary.reports))
         Console(file=stdout).print(
             f"{sum(r.status == JobState.SUCCEEDED for r in summary.reports)}/"
             f"{len(summary.reports)} succeeded in {summary.wall_seconds:.1f}s; "
-            f"{len(summary.notifications)} notification(s); assets under {out}/"
+            f"{len(summary.notifications)} notification(s); {summary.batch_jobs} Batch "
+            f"job(s), {summary.packs} of them pack(s); assets under {out}/"
         )
         if summary.gallery is not None:
             Console(file=stdout).print(f"gallery: {summary.gallery}")
