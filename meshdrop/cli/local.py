@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.table import Table
 
-    from meshdrop.local.pipeline import JobReport
+    from meshdrop.local.pipeline import JobReport, RunSummary
     from meshdrop.local.replay import ReplayEntry
 
 local_app = typer.Typer(
@@ -172,21 +172,11 @@ def run(
             pack_size=pack_size,
         )
     if as_json:
-        report = {
-            "jobs": [r.to_json() for r in summary.reports],
-            "batch_jobs": summary.batch_jobs,
-            "packs": summary.packs,
-        }
-        stdout.write(json.dumps(report) + "\n")
+        stdout.write(json.dumps(_json_report(summary, pack_size)) + "\n")
         stdout.flush()
     else:
         Console(file=stdout).print(_result_table(summary.reports))
-        Console(file=stdout).print(
-            f"{sum(r.status == JobState.SUCCEEDED for r in summary.reports)}/"
-            f"{len(summary.reports)} succeeded in {summary.wall_seconds:.1f}s; "
-            f"{len(summary.notifications)} notification(s); {summary.batch_jobs} Batch "
-            f"job(s), {summary.packs} of them pack(s); assets under {out}/"
-        )
+        Console(file=stdout).print(_summary_line(summary, out, pack_size))
         if summary.gallery is not None:
             Console(file=stdout).print(f"gallery: {summary.gallery}")
     if serve and summary.gallery is not None:
@@ -281,6 +271,26 @@ def _replay_table(entries: list[ReplayEntry]) -> Table:
             entry.reason,
         )
     return table
+
+
+def _json_report(summary: RunSummary, pack_size: int) -> dict[str, object]:
+    report: dict[str, object] = {"jobs": [r.to_json() for r in summary.reports]}
+    if pack_size > 1:  # without packs the report stays as it was
+        report |= {"batch_jobs": summary.batch_jobs, "packs": summary.packs}
+    return report
+
+
+def _summary_line(summary: RunSummary, out: Path, pack_size: int) -> str:
+    succeeded = sum(r.status == JobState.SUCCEEDED for r in summary.reports)
+    packs = (
+        f"{summary.batch_jobs} Batch job(s), {summary.packs} of them pack(s); "
+        if pack_size > 1
+        else ""
+    )
+    return (
+        f"{succeeded}/{len(summary.reports)} succeeded in {summary.wall_seconds:.1f}s; "
+        f"{len(summary.notifications)} notification(s); {packs}assets under {out}/"
+    )
 
 
 def register(app: typer.Typer) -> None:
