@@ -288,25 +288,26 @@ class Ingestor:
     def submit_packs(self) -> list[str]:
         """Submit the held photos in packs; the SQS message ids to retry (their photos failed).
 
-        Called once every record of the invocation was handled. A pack whose SubmitJob fails
-        gives its photos' leases back, so their redeliveries submit them again at once.
+        Called once every record of the invocation was handled. A pack that fails before its
+        SubmitJob went through (a failed place write or SubmitJob) gives its photos' leases
+        back, so their redeliveries submit them again at once.
         """
         held, self.held = self.held, []
         retry: list[str] = []
         for planned in group(held, self.settings.pack_size):
-            pack = note_places(self.store, self.owner, planned)
-            retry += [p.message_id or "" for p in planned.photos if p not in pack.photos]
-            if not pack.photos:
-                continue
             try:
+                pack = note_places(self.store, self.owner, planned)
+                retry += [p.message_id or "" for p in planned.photos if p not in pack.photos]
+                if not pack.photos:
+                    continue
                 batch_job_id = submit_pack(
                     self.gateway, self.settings.job_queue, self.settings.job_definition, pack
                 )
             except Exception:
-                logger.exception("pack submission failed", extra={"pack": pack.name})
-                for photo in pack.photos:
+                logger.exception("pack submission failed", extra={"pack": planned.name})
+                for photo in planned.photos:
                     self.records.release(photo.spec.job_id)
-                retry += [p.message_id or "" for p in pack.photos]
+                retry += [p.message_id or "" for p in planned.photos]
                 continue
             logger.info("pack submitted", extra={"pack": pack.name, "size": len(pack.photos)})
             retry += self._record_pack(pack.photos, batch_job_id, pack.place)

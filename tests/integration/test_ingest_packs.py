@@ -171,3 +171,31 @@ def test_a_burst_with_duplicates_and_faults_puts_every_photo_in_exactly_one_pack
 
 def _raises(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("killed after SubmitJob")
+
+
+def test_a_failed_place_write_retries_the_pack_s_photos_and_gives_their_leases_back(
+    packed: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from lambdas.common.jobstore import JobStore
+
+    stack = packed
+    uploads = _uploads(stack, 2)
+    real = JobStore.update
+    faults = iter([True])
+
+    def throttled(self: JobStore, *args: Any, **kwargs: Any) -> Any:
+        if next(faults, False):
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "x"}}
+            raise ClientError(error, "UpdateItem")  # type: ignore[arg-type]
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(JobStore, "update", throttled)
+    response = stack.ingest(*(record for _, record in uploads))
+    assert len(response["batchItemFailures"]) == 2
+    assert stack.submit_calls == []
+    for job_id, _ in uploads:
+        assert "submit_owner" not in (stack.job(job_id) or {})
+    assert stack.ingest(*(record for _, record in uploads)) == {"batchItemFailures": []}
+    assert len(stack.submit_calls) == 1
