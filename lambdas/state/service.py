@@ -28,6 +28,7 @@ from ..common.clients import client
 from ..common.jobstore import STATE, JobStore, WriteResult
 from ..common.observability import MetricName, logger, metrics
 from ..common.settings import StateSettings
+from .generator import asset_problem
 from .mapping import BatchChange, batch_changes
 from .meshdrop_events import apply_meshdrop
 from .notify import (
@@ -73,7 +74,27 @@ class StateApplier:
         if len(changes) == 1 and not is_pack_job_name(str(detail.get("jobName") or "")):
             return self._apply_change(changes[0])
         # A pack: each photo on its own, as if the Batch job were its alone.
+        changes = [self._written_before_failure(c) for c in changes]
         return pack_applied([self._apply_change(change) for change in changes])
+
+    def _written_before_failure(self, change: BatchChange) -> BatchChange:
+        """A pack failed for good: a photo whose asset it wrote succeeded, whatever came first.
+
+        Its own "Job Succeeded" may still be on its way (EventBridge keeps no order); without
+        this the photo would end FAILED next to its asset. Like a single job's Batch
+        SUCCEEDED, the success is recorded from the asset; the photo's event adds the figures.
+        """
+        if change.target is not JobState.FAILED:
+            return change
+        record = self.store.get(change.job_id) or {}
+        if record.get(STATE) in _TERMINAL or not record.get("asset_key"):
+            return change
+        detail = {"asset_key": record.get("asset_key"), "bucket": record.get("bucket")}
+        if asset_problem(self.s3, record, detail, change.job_id) is not None:
+            return change
+        logger.info("pack failed after writing this photo's asset", extra={"job": change.job_id})
+        attrs = {k: v for k, v in change.attrs.items() if k in ("batch_job_id", "attempts")}
+        return BatchChange(job_id=change.job_id, target=JobState.SUCCEEDED, attrs=attrs)
 
     def _apply_change(self, change: BatchChange) -> Applied:
         job_id = change.job_id

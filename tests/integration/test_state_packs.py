@@ -17,7 +17,7 @@ from tests.integration.test_reconcile import (
     _expire_lease,  # pyright: ignore[reportPrivateUsage]
     _reconciler,  # pyright: ignore[reportPrivateUsage]
 )
-from tests.integration.test_state import meshdrop_event
+from tests.integration.test_state import meshdrop_event, put_asset
 
 
 @pytest.fixture
@@ -103,3 +103,19 @@ def test_the_reconciler_adopts_a_pack_left_accepted_and_never_resubmits(
     record = stack.job(pack[1]) or {}
     assert record["state"] == JobState.SUBMITTED
     assert record["batch_job_id"] == (stack.job(pack[0]) or {})["batch_job_id"]
+
+
+def test_a_photo_written_before_its_pack_failed_for_good_succeeds_whatever_comes_first(
+    stack: Stack, pack: list[str]
+) -> None:
+    stack.state(_pack_event(stack, "batch-running.json", pack))
+    # Photo 0's asset is written and its "Job Succeeded" is still on its way when the pack's
+    # last attempt fails.
+    put_asset(stack, pack[0], (stack.job(pack[0]) or {})["asset_key"])
+    late_success = meshdrop_event("job-succeeded", stack, pack[0])
+    stack.state(_pack_event(stack, "batch-failed-spot-reclaim.json", pack))
+    assert _states(stack, pack) == ["SUCCEEDED", "FAILED", "FAILED"]
+    stack.state(late_success)
+    assert (stack.job(pack[0]) or {})["state"] == JobState.SUCCEEDED
+    notified = sorted((m["job_id"], a["state"]) for m, a in stack.notifications())
+    assert notified == sorted(zip(pack, ["SUCCEEDED", "FAILED", "FAILED"], strict=True))
