@@ -221,19 +221,21 @@ def _attempt_attrs(detail: Mapping[str, Any]) -> dict[str, Any]:
 def batch_changes(detail: Mapping[str, Any]) -> list[BatchChange]:
     """The job state changes a Batch event asks for: one, or one per photo of a pack.
 
-    A pack's Batch job (``meshdrop-pack-...``, its job ids in ``parameters``) moves its photos
-    only while they are running or failing together: RUNNING, a retry, a final FAILED (each
-    photo's write is conditional, so photos already terminal keep their outcome). Its
-    SUCCEEDED moves nobody: the container exits 0 only once every photo reported its own
-    outcome ("Job Succeeded", "Job Failed" or "Job Superseded").
+    A pack's Batch job (``meshdrop-pack-...``, its job ids in ``parameters``) moves each of
+    its photos: RUNNING, a retry, a final FAILED (each photo's write is conditional, so photos
+    already terminal keep their outcome). Its SUCCEEDED (the container exits 0 only once every
+    photo reported its own outcome) asks SUCCEEDED of each photo, but the state function
+    grants it only to photos whose asset exists (:meth:`StateApplier` checks), without the
+    pack's ``batch_seconds``, which are not the photo's.
     """
     name = _text(detail.get("jobName"))
     if not is_pack_job_name(name):
         change = batch_change(detail)
         return [change] if change is not None else []
-    if _text(detail.get("status")) == "SUCCEEDED":
-        return []
     changes = [batch_change(detail, job_id) for job_id in pack_job_ids(detail.get("parameters"))]
+    for change in changes:
+        if change is not None:
+            change.attrs.pop("batch_seconds", None)
     return [c for c in changes if c is not None]
 
 

@@ -74,27 +74,35 @@ class StateApplier:
         if len(changes) == 1 and not is_pack_job_name(str(detail.get("jobName") or "")):
             return self._apply_change(changes[0])
         # A pack: each photo on its own, as if the Batch job were its alone.
-        changes = [self._written_before_failure(c) for c in changes]
-        return pack_applied([self._apply_change(change) for change in changes])
+        return pack_applied([self._apply_pack_change(change) for change in changes])
 
-    def _written_before_failure(self, change: BatchChange) -> BatchChange:
-        """A pack failed for good: a photo whose asset it wrote succeeded, whatever came first.
+    def _apply_pack_change(self, change: BatchChange) -> Applied:
+        """One photo of a pack: its asset, not the pack's end, says whether it succeeded.
 
-        Its own "Job Succeeded" may still be on its way (EventBridge keeps no order); without
-        this the photo would end FAILED next to its asset. Like a single job's Batch
-        SUCCEEDED, the success is recorded from the asset; the photo's event adds the figures.
+        * The pack SUCCEEDED: each photo reported its own outcome; a photo still open gets
+          SUCCEEDED only if its asset exists with its job id (its event was lost or is late),
+          else it waits for its own event (or the reconciler).
+        * The pack FAILED for good: a photo still open whose asset exists succeeded (its
+          "Job Succeeded" is still on its way: EventBridge keeps no order), like a single
+          job's Batch SUCCEEDED; the others fail.
         """
-        if change.target is not JobState.FAILED:
-            return change
-        record = self.store.get(change.job_id) or {}
+        if change.target not in (JobState.SUCCEEDED, JobState.FAILED):
+            return self._apply_change(change)
+        written = self._asset_written(change.job_id)
+        if written:
+            attrs = {k: v for k, v in change.attrs.items() if k in ("batch_job_id", "attempts")}
+            return self._apply_change(BatchChange(change.job_id, JobState.SUCCEEDED, attrs))
+        if change.target is JobState.SUCCEEDED:
+            return ignored("the photo reports its own outcome", change.job_id)
+        return self._apply_change(change)
+
+    def _asset_written(self, job_id: str) -> bool:
+        """Whether an open photo's asset exists, written by this job."""
+        record = self.store.get(job_id) or {}
         if record.get(STATE) in _TERMINAL or not record.get("asset_key"):
-            return change
+            return False
         detail = {"asset_key": record.get("asset_key"), "bucket": record.get("bucket")}
-        if asset_problem(self.s3, record, detail, change.job_id) is not None:
-            return change
-        logger.info("pack failed after writing this photo's asset", extra={"job": change.job_id})
-        attrs = {k: v for k, v in change.attrs.items() if k in ("batch_job_id", "attempts")}
-        return BatchChange(job_id=change.job_id, target=JobState.SUCCEEDED, attrs=attrs)
+        return asset_problem(self.s3, record, detail, job_id) is None
 
     def _apply_change(self, change: BatchChange) -> Applied:
         job_id = change.job_id

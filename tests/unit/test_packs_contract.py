@@ -56,10 +56,12 @@ def test_a_pack_s_name_depends_on_its_photos_not_their_order() -> None:
     assert pack_job_ids({"job_id": IDS[0]}) == [] and pack_job_ids(None) == []
 
 
-def test_a_pack_s_batch_events_move_each_photo_but_success_moves_none() -> None:
+def test_a_pack_s_batch_events_concern_each_photo() -> None:
     running = batch_changes(_detail("batch-running.json"))
     assert [(c.job_id, c.target) for c in running] == [(i, JobState.RUNNING) for i in IDS]
     failed = batch_changes(_detail("batch-failed-spot-reclaim.json"))
     assert {c.target for c in failed} == {JobState.FAILED} and len(failed) == 3
-    assert batch_changes(_detail("batch-succeeded.json")) == []
+    succeeded = batch_changes(_detail("batch-succeeded.json"))
+    assert [c.target for c in succeeded] == [JobState.SUCCEEDED] * 3
+    assert all("batch_seconds" not in c.attrs for c in succeeded)  # the pack's, not a photo's
     assert batch_changes(_detail("batch-running.json", parameters={})) == []
