@@ -22,6 +22,7 @@ once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -37,6 +38,7 @@ from gpu_container.job.failures import (
     is_transient,
 )
 from gpu_container.job.generator import generator_version, load_generator
+from gpu_container.job.pack import PackOutcome, run_pack
 from gpu_container.job.run import (
     PROGRESS_DOWNLOADED,
     PROGRESS_UPLOADING,
@@ -44,7 +46,7 @@ from gpu_container.job.run import (
     jsonable,
     run_job,
 )
-from gpu_container.job.spec import ENV_BATCH_ATTEMPT, ENV_BATCH_JOB_ID, read_context
+from gpu_container.job.spec import ENV_BATCH_ATTEMPT, ENV_BATCH_JOB_ID, JobContext, read_context
 from gpu_container.job.storage import (
     CONTENT_TYPES,
     asset_metadata,
@@ -63,6 +65,7 @@ __all__ = [
     "PROGRESS_UPLOADING",
     "EventEmitter",
     "JobOutcome",
+    "PackOutcome",
     "ProgressReporter",
     "SourceError",
     "SupersededError",
@@ -77,6 +80,7 @@ __all__ = [
     "main",
     "resolve_weights",
     "run_job",
+    "run_pack",
 ]
 
 log = logging.getLogger("meshdrop.entrypoint")
@@ -101,10 +105,13 @@ def main(env: Mapping[str, str] | None = None) -> int:
     s3 = boto_client("s3")
     events = boto_client("events")
 
+    @functools.cache  # once per process: a pack's photos share one generator
     def loader() -> Any:
         weights = resolve_weights(context.weights, s3)
         return load_generator(selfcheck.verify_weights(weights, env))
 
+    if context.pack:
+        return _run_pack(context, s3, events, loader, facts.to_dict())
     spec = context.spec
     outcome = run_job(
         spec,
@@ -123,6 +130,31 @@ def main(env: Mapping[str, str] | None = None) -> int:
         context.attempt,
         outcome.exit_code,
         outcome.detail_type.value if outcome.detail_type else "no terminal event",
+    )
+    return outcome.exit_code
+
+
+def _run_pack(
+    context: JobContext, s3: Any, events: Any, loader: Any, device: Mapping[str, Any]
+) -> int:
+    """A pack's photos one after the other, the generator loaded once (see ``job.pack``)."""
+    outcome = run_pack(
+        context.pack,
+        s3=s3,
+        events=events,
+        bus=context.bus,
+        generator_loader=loader,
+        attempt=context.attempt,
+        batch_job_id=context.batch_job_id,
+        device=device,
+    )
+    log.info(
+        "pack of %d (Batch job %s, attempt %d) finished: exit %d (%s)",
+        len(context.pack),
+        context.batch_job_id or "-",
+        context.attempt,
+        outcome.exit_code,
+        ", ".join(f"{k[:8]}: {v}" for k, v in outcome.photos.items()),
     )
     return outcome.exit_code
 

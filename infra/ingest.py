@@ -38,6 +38,8 @@ class IngestConstruct(Construct):
         architecture: str,
         reserved_concurrency: int,
         batch_size: int,
+        pack_size: int = 1,
+        pack_wait_seconds: int = 1,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
     ) -> None:
@@ -66,8 +68,9 @@ class IngestConstruct(Construct):
         self.function.add_event_source(
             sources.SqsEventSource(
                 self.queue,
-                batch_size=batch_size,
-                max_batching_window=Duration.seconds(1),
+                # Packs: a batch holds a whole pack, and waits at most pack_wait_seconds.
+                batch_size=max(batch_size, pack_size),
+                max_batching_window=Duration.seconds(pack_wait_seconds if pack_size > 1 else 1),
                 report_batch_item_failures=True,
                 # Pollers never start more invocations than the function may run, so a burst
                 # waits on the queue instead of being throttled into the dead-letter queue.

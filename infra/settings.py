@@ -115,6 +115,14 @@ class MeshdropSettings:
     event_archive_days: int = 30
     ingest_reserved_concurrency: int = 5
     ingest_batch_size: int = 10
+    #: Photos per Batch job (a pack): the new photos of one ingest invocation go to Batch in
+    #: packs of at most this many, each loading the model once (docs/pipeline.md). 1: one Batch
+    #: job per photo. At most 20: a pack's job specs travel in the container overrides, which
+    #: ECS caps at 8 KiB.
+    pack_size: int = 1
+    #: With ``pack_size`` > 1: the ingest queue's maximum batching window, so a pack is
+    #: submitted when full or when its oldest photo waited this long.
+    pack_wait_seconds: int = 5
     #: Alarm when the oldest ingest message is older than this.
     oldest_message_alarm_minutes: int = 15
     alarm_email: str | None = None
@@ -186,6 +194,11 @@ class MeshdropSettings:
             raise SettingsError(
                 f"{CONTEXT_PREFIX}compute=cpu runs the weight-free backend; "
                 f"{CONTEXT_PREFIX}weights_s3_uri needs compute=gpu"
+            )
+        if self.pack_size > 10 and self.pack_wait_seconds < 1:
+            raise SettingsError(
+                f"{CONTEXT_PREFIX}pack_size={self.pack_size} needs {CONTEXT_PREFIX}"
+                "pack_wait_seconds >= 1 (SQS batches above 10 messages need a batching window)"
             )
         if self.job_vcpus > self.max_vcpus:
             raise SettingsError(
@@ -289,6 +302,8 @@ def _read_all(get: _Reader) -> dict[str, Any]:
         "event_archive_days": get.integer("event_archive_days", 0, 3653),
         "ingest_reserved_concurrency": get.integer("ingest_reserved_concurrency", 2, 1000),
         "ingest_batch_size": get.integer("ingest_batch_size", 1, 10),
+        "pack_size": get.integer("pack_size", 1, 20),
+        "pack_wait_seconds": get.integer("pack_wait_seconds", 0, 300),
         "oldest_message_alarm_minutes": get.integer("oldest_message_alarm_minutes", 1, 24 * 60),
         "alarm_email": get.optional_string("alarm_email", *email),
         "notification_email": get.optional_string("notification_email", *email),

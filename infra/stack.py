@@ -190,11 +190,14 @@ class MeshdropStack(Stack):
                 wiring.ENV_JOB_TTL_DAYS: str(s.job_ttl_days),
                 wiring.ENV_ERROR_FILES: _flag(s.error_files),
                 wiring.ENV_DELETE_ASSETS_WITH_SOURCE: _flag(s.delete_assets_with_source),
+                wiring.ENV_PACK_SIZE: str(s.pack_size),
                 **powertools,
             },
             architecture=s.lambda_architecture,
             reserved_concurrency=s.ingest_reserved_concurrency,
             batch_size=s.ingest_batch_size,
+            pack_size=s.pack_size,
+            pack_wait_seconds=s.pack_wait_seconds,
             log_retention=self.retention,
             removal_policy=self.data_policy,
         )
@@ -309,6 +312,14 @@ class MeshdropStack(Stack):
                 actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{ASSET_PREFIX}*")]
             )
         )
+        if self.settings.pack_size > 1:
+            # A retried pack skips the photos whose asset (or error file) an earlier attempt
+            # wrote: HeadObject of their keys (gpu_container/job/pack.py).
+            job_role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{ASSET_PREFIX}*")]
+                )
+            )
         # The "is the photo still current?" check before writing (HeadObject) must tell a
         # deleted photo (404) from a forbidden one: without ListBucket S3 answers 403 for both.
         job_role.add_to_principal_policy(

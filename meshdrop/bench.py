@@ -27,7 +27,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshdrop_contract import JobOptions, JobState, Preset
+from meshdrop_contract import (
+    JobOptions,
+    JobState,
+    Preset,
+    is_pack_job_name,
+    job_id_from_batch_job_name,
+    pack_job_ids,
+)
 from meshdrop_contract.jobs import GSI_BY_SOURCE_PK, GSI_BY_STATE_PK
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -200,15 +207,14 @@ def _job_states(pipeline: Any) -> dict[str, str]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def _batch_jobs_per_name(pipeline: Any) -> dict[str, int]:
-    """Batch job name (one per job id) -> how many Batch jobs carry it, any status."""
+def _batch_jobs(pipeline: Any) -> list[dict[str, Any]]:
+    """Every Batch job of the queue, any status, described (name and parameters)."""
     import boto3
 
     assert pipeline.resources is not None
     # A session of its own: these listing calls must not count as the ingest function's.
     batch = boto3.Session().client("batch")
-    counts: dict[str, int] = {}
-    seen: set[str] = set()
+    seen: list[str] = []
     for status in (
         "SUBMITTED",
         "PENDING",
@@ -222,15 +228,31 @@ def _batch_jobs_per_name(pipeline: Any) -> dict[str, int]:
             jobQueue=pipeline.resources.job_queue_arn, jobStatus=status
         )
         for page in pages:
-            for job in page.get("jobSummaryList", []):
-                if job["jobId"] not in seen:  # a job moving state between pages counts once
-                    seen.add(job["jobId"])
-                    counts[job["jobName"]] = counts.get(job["jobName"], 0) + 1
+            # A job moving state between pages counts once.
+            seen += [j["jobId"] for j in page.get("jobSummaryList", []) if j["jobId"] not in seen]
+    jobs: list[dict[str, Any]] = []
+    for start in range(0, len(seen), 100):
+        jobs += [dict(j) for j in batch.describe_jobs(jobs=seen[start : start + 100])["jobs"]]
+    return jobs
+
+
+def _batch_jobs_per_photo(jobs: list[dict[str, Any]]) -> dict[str, int]:
+    """Job id -> how many Batch jobs carry the photo (alone, or in a pack)."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        name = str(job.get("jobName", ""))
+        alone = job_id_from_batch_job_name(name) or name
+        members = pack_job_ids(job.get("parameters")) if is_pack_job_name(name) else [alone]
+        for member in members:
+            counts[member] = counts.get(member, 0) + 1
     return counts
 
 
-def bench_burst(uploads: int, work: Path) -> dict[str, Any]:
+def bench_burst(uploads: int, work: Path, pack_size: int = 1) -> dict[str, Any]:
     """``uploads`` photos dropped at once, then the ingest queue drained; no generator runs.
+
+    With ``pack_size`` > 1 the ingest function packs the photos of each batch (the batch
+    holds up to ``max(10, pack_size)`` messages, as the event source mapping is sized).
 
     Uploads are sequential PutObjects and the ingest function runs one batch of 10 at a time
     in this process, so the seconds are this machine's throughput, not AWS's (where uploads
@@ -247,17 +269,18 @@ def bench_burst(uploads: int, work: Path) -> dict[str, Any]:
         path.write_bytes(_burst_photo(base, i))
         photos.append(path)
     try:
-        with LocalPipeline(work_dir=work / "burst") as pipeline:
+        with LocalPipeline(work_dir=work / "burst", pack_size=pack_size) as pipeline:
             started = time.perf_counter()
             keys = [pipeline.upload(p, JobOptions(preset=Preset.FAST)) for p in photos]
             uploaded = time.perf_counter()
             _drain_ingest(pipeline, timer)
             drained = time.perf_counter()
             states = _job_states(pipeline)
-            per_name = _batch_jobs_per_name(pipeline)
+            jobs = _batch_jobs(pipeline)
     finally:
         timer.uninstall()
     submitted = sum(1 for k in keys if states.get(k) == JobState.SUBMITTED)
+    per_photo = _batch_jobs_per_photo(jobs)
     calls = {name: len(ms) for name, ms in timer.calls.items()}
     return {
         "uploads": uploads,
@@ -266,8 +289,11 @@ def bench_burst(uploads: int, work: Path) -> dict[str, Any]:
         "seconds_to_all_submitted": round(drained - started, 2) if submitted == uploads else None,
         "jobs_submitted_state": submitted,
         "job_records": len(states),
-        "batch_jobs": sum(per_name.values()),
-        "duplicates": sum(n - 1 for n in per_name.values() if n > 1),
+        "pack_size": pack_size,
+        "batch_jobs": len(jobs),
+        "packs": sum(is_pack_job_name(str(j.get("jobName", ""))) for j in jobs),
+        "photos_in_batch_jobs": len(per_photo),
+        "duplicates": sum(n - 1 for n in per_photo.values() if n > 1),
         "aws_calls_per_upload": round(sum(calls.values()) / max(uploads, 1), 2),
         "aws_calls": dict(sorted(calls.items(), key=lambda kv: -kv[1])),
     }
@@ -302,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--burst", type=int, default=1000, help="uploads in the ingest burst (0: skip it)"
     )
+    parser.add_argument(
+        "--pack-size", type=int, default=10, help="photos per Batch job in the burst (1: none)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
@@ -313,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ingest = bench_ingest(args.records, work, timer)
         submitted = bench_submitted(args.drops, work)
         e2e = bench_end_to_end(args.photos, args.preset, work) if args.photos else None
-        burst = bench_burst(args.burst, work) if args.burst > 0 else None
+        burst = bench_burst(args.burst, work, args.pack_size) if args.burst > 0 else None
     results["ingest_ms_per_record"] = {
         "n": len(ingest),
         "p50": round(percentile(ingest, 50), 2),
@@ -359,8 +388,9 @@ def _print_burst(burst: dict[str, Any]) -> None:
         f"in {burst['ingest_drain_s']} s; all SUBMITTED after {burst['seconds_to_all_submitted']} s"
     )
     print(
-        f"  jobs SUBMITTED {burst['jobs_submitted_state']}, Batch jobs {burst['batch_jobs']}, "
-        f"duplicates {burst['duplicates']}, AWS calls per upload {burst['aws_calls_per_upload']}"
+        f"  jobs SUBMITTED {burst['jobs_submitted_state']}, Batch jobs {burst['batch_jobs']} "
+        f"({burst['packs']} packs of up to {burst['pack_size']}), duplicates "
+        f"{burst['duplicates']}, AWS calls per upload {burst['aws_calls_per_upload']}"
     )
     for name, count in burst["aws_calls"].items():
         print(f"  {name:<28}: {count / max(burst['uploads'], 1):4.2f} call(s)/upload")

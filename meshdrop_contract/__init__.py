@@ -18,7 +18,18 @@ from .events import (
     put_events_entry,
     schema,
 )
-from .jobs import JobSpec, content_pk, job_id_for, job_pk
+from .jobs import (
+    JobSpec,
+    content_pk,
+    is_pack_job_name,
+    job_id_for,
+    job_pk,
+    pack_job_ids,
+    pack_job_name,
+    pack_parameters,
+    pack_to_env,
+    specs_from_env,
+)
 from .keys import (
     ASSET_PREFIX,
     IMAGE_EXTENSIONS,
@@ -83,13 +94,19 @@ __all__ = [
     "content_pk",
     "decode_event_key",
     "is_asset_key",
+    "is_pack_job_name",
     "job_id_for",
     "job_id_from_batch_job_name",
     "job_pk",
     "meshdrop_job_events_pattern",
+    "pack_job_ids",
+    "pack_job_name",
+    "pack_parameters",
+    "pack_to_env",
     "parse_options",
     "parse_source_key",
     "put_events_entry",
     "schema",
     "source_key_for",
+    "specs_from_env",
 ]

@@ -130,9 +130,13 @@ def schema(detail_type: DetailType) -> dict[str, Any]:
     return json.loads(text)
 
 
+#: Batch job names of packs: ``meshdrop-pack-<hash of the sorted job ids>`` (see jobs.py).
+PACK_JOB_NAME_PREFIX = "meshdrop-pack-"
+
+
 def job_id_from_batch_job_name(name: str) -> str | None:
-    """The meshdrop job id inside a Batch job name, or ``None`` for other jobs."""
-    if not name.startswith(BATCH_JOB_NAME_PREFIX):
+    """The meshdrop job id inside a Batch job name, or ``None`` for other jobs (and packs)."""
+    if not name.startswith(BATCH_JOB_NAME_PREFIX) or name.startswith(PACK_JOB_NAME_PREFIX):
         return None
     return name[len(BATCH_JOB_NAME_PREFIX) :] or None
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
+from .events import PACK_JOB_NAME_PREFIX
 from .keys import parse_source_key
 from .options import JobOptions
 
@@ -72,6 +73,11 @@ ENV_OPTIONS = "MESHDROP_OPTIONS"
 ENV_SOURCE_VERSION = "MESHDROP_SOURCE_VERSION"
 ENV_SOURCE_SHA256 = "MESHDROP_SOURCE_SHA256"
 ENV_EVENT_BUS = "MESHDROP_EVENT_BUS"
+#: A pack (several photos in one Batch job): JSON list of :meth:`JobSpec.to_dict`, in pack order.
+ENV_PACK = "MESHDROP_PACK"
+#: SubmitJob parameter (carried by every Batch state change event) listing a pack's job ids,
+#: comma-separated in pack order.
+PACK_PARAMETER = "job_ids"
 #: Set in the generator container image, not per job: local path of the rembg ONNX model used
 #: for background removal (never downloaded at run time; without it a classical method is used).
 ENV_REMBG_MODEL = "MESHDROP_REMBG_MODEL"
@@ -112,6 +118,35 @@ class JobSpec:
             env[ENV_SOURCE_SHA256] = self.source_sha256
         return env
 
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as one JSON object (a pack member); :meth:`from_dict` reads it back."""
+        out: dict[str, Any] = {
+            "job_id": self.job_id,
+            "bucket": self.bucket,
+            "source_key": self.source_key,
+            "options": self.options.to_dict(),
+        }
+        if self.source_version:
+            out["source_version"] = self.source_version
+        if self.source_sha256:
+            out["source_sha256"] = self.source_sha256
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> JobSpec:
+        """Read :meth:`to_dict`'s form; ``KeyError``/``ValueError`` when malformed."""
+        options: object = raw.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise ValueError("a pack member's options must be an object")
+        return cls(
+            job_id=str(raw["job_id"]),
+            bucket=str(raw["bucket"]),
+            source_key=str(raw["source_key"]),
+            options=JobOptions.from_dict(cast("Mapping[str, Any]", options)),
+            source_version=str(raw.get("source_version") or "") or None,
+            source_sha256=str(raw.get("source_sha256") or "") or None,
+        )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JobSpec:
         """Read a job from the environment; ``KeyError`` names a missing variable."""
@@ -123,6 +158,56 @@ class JobSpec:
             source_version=env.get(ENV_SOURCE_VERSION) or None,
             source_sha256=env.get(ENV_SOURCE_SHA256) or None,
         )
+
+
+def pack_job_name(job_ids: Iterable[str]) -> str:
+    """Deterministic Batch job name of the pack of ``job_ids`` (in any order)."""
+    blob = "\n".join(sorted(job_ids)).encode()
+    return f"{PACK_JOB_NAME_PREFIX}{hashlib.sha256(blob).hexdigest()[:32]}"
+
+
+def is_pack_job_name(name: str) -> bool:
+    return name.startswith(PACK_JOB_NAME_PREFIX)
+
+
+def pack_to_env(specs: Iterable[JobSpec]) -> dict[str, str]:
+    """The container environment of a pack: the photos' specs, in pack order."""
+    members = [spec.to_dict() for spec in specs]
+    return {ENV_PACK: json.dumps(members, sort_keys=True, separators=(",", ":"))}
+
+
+def pack_parameters(job_ids: Iterable[str]) -> dict[str, str]:
+    """SubmitJob ``parameters`` of a pack (Batch's events carry them)."""
+    return {PACK_PARAMETER: ",".join(job_ids)}
+
+
+def pack_job_ids(parameters: object) -> list[str]:
+    """The job ids a Batch job's ``parameters`` name as its pack; empty if none."""
+    if not isinstance(parameters, Mapping):
+        return []
+    value: object = cast("Mapping[str, Any]", parameters).get(PACK_PARAMETER)
+    if not isinstance(value, str):
+        return []
+    return [part for part in value.split(",") if part]
+
+
+def specs_from_env(env: Mapping[str, str]) -> list[JobSpec]:
+    """The photos a generator job is handed: a pack's members, else the one job's spec.
+
+    Raises ``KeyError``/``ValueError`` when the environment is malformed.
+    """
+    raw = env.get(ENV_PACK)
+    if not raw:
+        return [JobSpec.from_env(env)]
+    members: object = json.loads(raw)
+    if not isinstance(members, list) or not members:
+        raise ValueError(f"{ENV_PACK} must be a non-empty JSON list")
+    specs: list[JobSpec] = []
+    for member in cast("list[object]", members):
+        if not isinstance(member, Mapping):
+            raise ValueError(f"{ENV_PACK} members must be objects")
+        specs.append(JobSpec.from_dict(cast("Mapping[str, Any]", member)))
+    return specs
 
 
 #: Object metadata written on each asset (provenance), names as S3 user metadata.

@@ -35,6 +35,8 @@ ENV_SUBMIT_LEASE_SECONDS = "MESHDROP_SUBMIT_LEASE_SECONDS"
 ENV_DELETE_ASSETS_WITH_SOURCE = "MESHDROP_DELETE_ASSETS_WITH_SOURCE"
 #: "false": no ``<name>.error.json`` beside a rejected or failed job's asset (default: write it).
 ENV_ERROR_FILES = "MESHDROP_ERROR_FILES"
+#: Photos per Batch job (a pack); 1 (the default): one Batch job per photo.
+ENV_PACK_SIZE = "MESHDROP_PACK_SIZE"
 
 
 def meshdrop_job_events_pattern() -> dict[str, Any]:

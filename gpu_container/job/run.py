@@ -21,6 +21,10 @@ from .storage import asset_metadata, download_source, ensure_current, write_outp
 
 log = logging.getLogger("meshdrop.entrypoint")
 
+#: Asset metadata of a packed photo: what its "Job Succeeded" said, for a retry to say again.
+ASSET_META_FACES = "meshdrop-faces"
+ASSET_META_VERTICES = "meshdrop-vertices"
+
 #: Overall progress reported around the stages the generator does not see.
 PROGRESS_DOWNLOADED = 0.05
 PROGRESS_UPLOADING = 0.95
@@ -45,6 +49,8 @@ class _Job:
     progress: ProgressReporter
     attempt: int
     device: Mapping[str, Any] | None
+    #: In a pack: note faces and vertices on the asset, so a retry can report it again.
+    counts_in_metadata: bool = False
     started: float = field(default_factory=time.perf_counter)
 
     def seconds(self) -> float:
@@ -93,6 +99,7 @@ def run_job(
     progress_interval_s: float = 1.0,
     batch_job_id: str | None = None,
     device: Mapping[str, Any] | None = None,
+    counts_in_metadata: bool = False,
 ) -> JobOutcome:
     """Run one job end to end; never raises (except ``KeyboardInterrupt``).
 
@@ -111,12 +118,15 @@ def run_job(
         Batch attempt number (1-based) and Batch job id, carried by every event.
     device
         :meth:`gpu_container.selfcheck.DeviceFacts.to_dict`, recorded in the success metrics.
+    counts_in_metadata
+        Also write the asset's faces and vertices as metadata (packs: see
+        :mod:`gpu_container.job.pack`).
     """
     emitter = EventEmitter(events, bus, spec, batch_job_id=batch_job_id, attempt=attempt)
     progress = ProgressReporter(
         emitter, spec.asset_key, attempt, min_interval_s=progress_interval_s
     )
-    job = _Job(spec, s3, emitter, progress, attempt, device)
+    job = _Job(spec, s3, emitter, progress, attempt, device, counts_in_metadata)
     try:
         return _produce(job, generator_loader)
     except KeyboardInterrupt:
@@ -144,6 +154,9 @@ def _produce(job: _Job, generator_loader: Callable[[], Any]) -> JobOutcome:
         **asset_metadata(spec, source_etag, source_sha256),
         **result.provenance.to_metadata(),
     }
+    if job.counts_in_metadata:
+        metadata[ASSET_META_FACES] = str(int(result.faces))
+        metadata[ASSET_META_VERTICES] = str(int(result.vertices))
     thumbnail_key = write_outputs(job.s3, spec, result, metadata)
     progress(Stage.UPLOAD, 1.0)
     timings = {**{k: float(v) for k, v in (result.timings or {}).items()}, **progress.finish()}

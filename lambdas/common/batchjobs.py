@@ -49,12 +49,17 @@ def find_jobs(batch: Any, job_queue: str, job_id: str) -> list[dict[str, Any]]:
     ListJobs with a JOB_NAME filter returns jobs in every status (the status parameter is
     ignored with filters), for as long as Batch keeps them.
     """
+    return find_named(batch, job_queue, batch_job_name(job_id))
+
+
+def find_named(batch: Any, job_queue: str, name: str) -> list[dict[str, Any]]:
+    """Every Batch job of ``job_queue`` named ``name`` (a pack's), described, oldest first."""
     ids: list[str] = []
     token: str | None = None
     while True:
         kwargs: dict[str, Any] = {
             "jobQueue": job_queue,
-            "filters": [{"name": "JOB_NAME", "values": [batch_job_name(job_id)]}],
+            "filters": [{"name": "JOB_NAME", "values": [name]}],
         }
         if token:
             kwargs["nextToken"] = token

@@ -23,6 +23,7 @@ from meshdrop_contract.wiring import (
     ENV_JOB_TTL_DAYS,
     ENV_MAX_IMAGE_BYTES,
     ENV_MAX_IMAGE_PIXELS,
+    ENV_PACK_SIZE,
     ENV_SUBMIT_LEASE_SECONDS,
     ENV_TABLE_NAME,
     ENV_TOPIC_ARN,
@@ -115,6 +116,8 @@ class IngestSettings:
     delete_assets_with_source: bool = False
     #: A REJECTED (or FAILED) job leaves ``<name>.error.json`` beside its asset key.
     error_files: bool = True
+    #: Photos per Batch job: the new photos of one invocation go in packs of at most this many.
+    pack_size: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> IngestSettings:
@@ -130,6 +133,7 @@ class IngestSettings:
             submit_lease_seconds=submit_lease_seconds(env),
             delete_assets_with_source=_flag(env, ENV_DELETE_ASSETS_WITH_SOURCE, False),
             error_files=error_files_enabled(env),
+            pack_size=_positive_int(env, ENV_PACK_SIZE, 1),
         )
 
 

@@ -169,7 +169,10 @@ class BatchGateway:
 
         With a ``JOB_NAME`` filter ListJobs ignores ``jobStatus`` and lists every status.
         """
-        name = batch_job_name(job_id)
+        return self.find_named(batch_job_name(job_id))
+
+    def find_named(self, name: str) -> str | None:
+        """The Batch job id of an already submitted job named ``name`` (a pack's), if any."""
         kwargs: dict[str, Any] = {
             "jobQueue": self.job_queue,
             "filters": [{"name": "JOB_NAME", "values": [name]}],

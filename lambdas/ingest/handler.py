@@ -81,11 +81,42 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
     return outcomes
 
 
+def packed_handler(
+    event: dict[str, Any], context: LambdaContext | None = None
+) -> PartialItemFailureResponse:
+    """With ``pack_size`` > 1: every record handled, then the held photos submitted in packs.
+
+    One :class:`Ingestor` for the invocation collects the photos it accepted
+    (:mod:`.packs`); a record that raised, or whose photo's pack could not be submitted or
+    recorded, is reported back as a batch item failure so only it is retried.
+    """
+    ingestor = Ingestor(ingest_settings(), backoff=_backoff(context))
+    failed: list[str] = []
+    records: list[dict[str, Any]] = event.get("Records") or []
+    for record in records:
+        message_id = str(record.get("messageId") or "")
+        metrics.add_metric(name=MetricName.RECORDS_PROCESSED, unit="Count", value=1)
+        ingestor.message_id = message_id
+        logger.append_keys(message_id=message_id)
+        try:
+            outcomes = ingestor.handle_body(record.get("body"))
+            logger.info("record processed", extra={"outcomes": [o.value for o in outcomes]})
+        except Exception:
+            logger.exception("record failed; it is retried")
+            failed.append(message_id)
+        finally:
+            logger.remove_keys(["message_id"])
+    failed += ingestor.submit_packs()
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in dict.fromkeys(failed) if m]}
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    ingest_settings()  # a broken configuration fails the whole batch, loudly, before any record
+    settings = ingest_settings()  # a broken configuration fails the whole batch, loudly
+    if settings.pack_size > 1:
+        return packed_handler(event, context)
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -24,6 +24,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     REUSED = "reused"
     SUBMITTED = "submitted"
+    PACKED = "packed"  # accepted and held for its pack, submitted when the invocation ends
     SUPERSEDED = "superseded"  # a newer upload of the key came first: never submitted
     SOURCE_DELETED = "source_deleted"  # ObjectRemoved: the key's jobs marked, assets per setting
 

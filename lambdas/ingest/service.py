@@ -45,6 +45,7 @@ from ..common.settings import IngestSettings
 from .access import Backoff, BatchGateway, Clock, Gone, Opened, SourceReader
 from .notices import Action, InvalidEventError, Notice, parse_body
 from .outcomes import IngestMetric, LeaseHeldError, Outcome
+from .packs import HeldPhoto, group, note_places, place_of, submit_pack
 from .records import JobRecords, invalid_record
 from .removal import remove_source
 from .shapes import is_valid
@@ -116,6 +117,10 @@ class Ingestor:
         # Unique per invocation, so the lease tells this caller from a concurrent duplicate.
         self.owner = uuid.uuid4().hex
         self.records = JobRecords(self.store, settings, self.clock, self.owner, _publish)
+        #: Photos accepted and waiting for their pack (``pack_size`` > 1), see :mod:`.packs`.
+        self.held: list[HeldPhoto] = []
+        #: The SQS message being handled, so a held photo's failure retries its message.
+        self.message_id: str | None = None
 
     def handle_body(self, body: object) -> list[Outcome]:
         try:
@@ -216,14 +221,14 @@ class Ingestor:
             return self._reject_new(job_id, upload, attrs, options.to_dict(), str(err), source)
 
         created = self.store.create(job_id, JobState.ACCEPTED, attrs | self.records.lease_attrs())
-        took_over = False
+        prior: Mapping[str, Any] | None = None
         if not created.applied:
             blocked = self.records.take_over(job_id, created.item)
             if blocked is not None:
                 return blocked
-            took_over = True
+            prior = created.item or {}
         try:
-            return self._leased(job_id, upload, source, opened, options, took_over)
+            return self._leased(job_id, upload, source, opened, options, prior)
         except BaseException:
             # Whatever failed, give the lease back so the next delivery proceeds at once.
             self.records.release(job_id)
@@ -236,9 +241,12 @@ class Ingestor:
         source: SourceKey,
         opened: Opened,
         options: JobOptions,
-        took_over: bool,
+        prior: Mapping[str, Any] | None,
     ) -> Outcome:
-        """The steps only the lease holder may take: read, check, then reuse or submit."""
+        """The steps only the lease holder may take: read, check, then reuse or submit.
+
+        ``prior`` is the record as a previous delivery left it, when this one took it over.
+        """
         asset_key = source.asset_key(options.format.value)
         try:
             data, sha256 = read_checked(
@@ -251,15 +259,85 @@ class Ingestor:
             "image accepted",
             extra={"format": info.format, "width": info.width, "height": info.height},
         )
-        if took_over and (batch_job_id := self.gateway.find_job(job_id)) is not None:
+        if prior is not None and (found := self._find_submitted(job_id, prior)) is not None:
             # A previous holder submitted, then died before recording it: adopt its job.
+            batch_job_id, place = found
             metrics.add_metric(IngestMetric.SUBMITS_ADOPTED, "Count", 1)
             logger.warning("found the job already submitted", extra={"batch_job_id": batch_job_id})
-            return self._record_submitted(job_id, upload, options, asset_key, sha256, batch_job_id)
+            return self._record_submitted(
+                job_id, upload, options, asset_key, sha256, batch_job_id, place
+            )
         reused = self._try_reuse(job_id, upload, options, asset_key, sha256)
         if reused is not None:
             return reused
         return self._submit(job_id, upload, options, asset_key, sha256)
+
+    def _find_submitted(
+        self, job_id: str, prior: Mapping[str, Any]
+    ) -> tuple[str, Mapping[str, Any]] | None:
+        """The Batch job a previous holder submitted for ``job_id``, alone or in a pack."""
+        if (batch_job_id := self.gateway.find_job(job_id)) is not None:
+            return batch_job_id, {}
+        placed = place_of(prior)
+        if placed is not None and (batch_job_id := self.gateway.find_named(placed[0])):
+            return batch_job_id, placed[1]
+        return None
+
+    # -- packs ---------------------------------------------------------------------------------
+
+    def submit_packs(self) -> list[str]:
+        """Submit the held photos in packs; the SQS message ids to retry (their photos failed).
+
+        Called once every record of the invocation was handled. A pack that fails before its
+        SubmitJob went through (a failed place write or SubmitJob) gives its photos' leases
+        back, so their redeliveries submit them again at once.
+        """
+        held, self.held = self.held, []
+        retry: list[str] = []
+        for planned in group(held, self.settings.pack_size):
+            try:
+                pack = note_places(self.store, self.owner, planned)
+                retry += [p.message_id or "" for p in planned.photos if p not in pack.photos]
+                if not pack.photos:
+                    continue
+                batch_job_id = submit_pack(
+                    self.gateway, self.settings.job_queue, self.settings.job_definition, pack
+                )
+            except Exception:
+                logger.exception("pack submission failed", extra={"pack": planned.name})
+                for photo in planned.photos:
+                    self.records.release(photo.spec.job_id)
+                retry += [p.message_id or "" for p in planned.photos]
+                continue
+            logger.info("pack submitted", extra={"pack": pack.name, "size": len(pack.photos)})
+            retry += self._record_pack(pack.photos, batch_job_id, pack.place)
+        return [m for m in dict.fromkeys(retry) if m]
+
+    def _record_pack(
+        self,
+        photos: tuple[HeldPhoto, ...],
+        batch_job_id: str,
+        place: Any,
+    ) -> list[str]:
+        """Each photo of a submitted pack recorded SUBMITTED; the messages whose write failed."""
+        failed: list[str] = []
+        for photo in photos:
+            spec = photo.spec
+            try:
+                self._record_submitted(
+                    spec.job_id,
+                    photo.upload,
+                    spec.options,
+                    photo.asset_key,
+                    spec.source_sha256 or "",
+                    batch_job_id,
+                    place(photo),
+                )
+            except Exception:
+                # The record keeps its place: the redelivery adopts the pack by name.
+                logger.exception("recording a packed photo failed", extra={"job": spec.job_id})
+                failed.append(photo.message_id or "")
+        return failed
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -476,6 +554,10 @@ class Ingestor:
             source_version=upload.version,
             source_sha256=sha256,
         )
+        if self.settings.pack_size > 1:
+            if all(p.spec.job_id != job_id for p in self.held):
+                self.held.append(HeldPhoto(spec, upload, asset_key, self.message_id))
+            return Outcome.PACKED
         environment = [{"name": k, "value": v} for k, v in sorted(spec.to_env().items())]
         # Throttling and 5xx: the client's standard retry mode, then Backoff (access.py).
         batch_job_id = self.gateway.submit(
@@ -497,6 +579,7 @@ class Ingestor:
         asset_key: str,
         sha256: str,
         batch_job_id: str,
+        place: Mapping[str, Any] | None = None,
     ) -> Outcome:
         detail = base_detail(
             job_id=job_id,
@@ -514,7 +597,12 @@ class Ingestor:
         applied = self.records.emit_then_record(
             job_id,
             JobState.SUBMITTED,
-            {"batch_job_id": batch_job_id, "source_sha256": sha256, "submitted_at": now_iso()},
+            {
+                "batch_job_id": batch_job_id,
+                "source_sha256": sha256,
+                "submitted_at": now_iso(),
+                **(place or {}),
+            },
             event,
         )
         if not applied:

@@ -78,6 +78,10 @@ class BatchView(Protocol):
         """Descriptions of every Batch job named for ``job_id``, oldest first."""
         ...
 
+    def find_named(self, name: str) -> list[dict[str, Any]]:
+        """Descriptions of every Batch job named ``name`` (a pack), oldest first."""
+        ...
+
     def describe(self, batch_job_ids: list[str]) -> list[dict[str, Any]]: ...
 
     def submit(self, spec: JobSpec) -> str:
@@ -97,6 +101,9 @@ class AwsBatch:
 
     def find(self, job_id: str) -> list[dict[str, Any]]:
         return batchjobs.find_jobs(self._batch, self._queue, job_id)
+
+    def find_named(self, name: str) -> list[dict[str, Any]]:
+        return batchjobs.find_named(self._batch, self._queue, name)
 
     def describe(self, batch_job_ids: list[str]) -> list[dict[str, Any]]:
         return batchjobs.describe_jobs(self._batch, batch_job_ids)
@@ -282,6 +289,9 @@ class Reconciler:
         recorded = str(item.get("batch_job_id") or "") or None
         jobs = {j["jobId"]: j for j in self.batch.describe([recorded] if recorded else [])}
         jobs |= {j["jobId"]: j for j in self.batch.find(job_id)}
+        if pack_name := str(item.get("pack_name") or ""):
+            # Noted before its pack's SubmitJob: the pack may exist though the record is ACCEPTED.
+            jobs |= {j["jobId"]: j for j in self.batch.find_named(pack_name)}
         if not jobs:
             return self._no_batch_job(item, state, recorded)
         job = _pick(list(jobs.values()), recorded)
@@ -304,6 +314,7 @@ class Reconciler:
             why = f"the Batch job description is not usable: {checked.reason}"
             return Action(job_id, state.value, "skipped", why, batch_job_id)
         applied = self.applier.apply(checked.source, checked.detail_type, checked.detail)
+        applied = applied.for_job(job_id)  # a pack's Batch job: this photo's own result
         outcome = applied.state.value if applied.state else "unchanged"
         reason = f"Batch job is {status}; the record is now {outcome}"
         action = "applied" if applied.changed else "waiting"

@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from meshdrop_contract import ErrorKind, ExitCode, JobState, job_id_from_batch_job_name
+from meshdrop_contract import (
+    ErrorKind,
+    ExitCode,
+    JobState,
+    is_pack_job_name,
+    job_id_from_batch_job_name,
+    pack_job_ids,
+)
 
 SPOT_RECLAIM_PREFIX = "Host EC2"
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
@@ -211,9 +218,33 @@ def _attempt_attrs(detail: Mapping[str, Any]) -> dict[str, Any]:
     return attrs
 
 
-def batch_change(detail: Mapping[str, Any]) -> BatchChange | None:
-    """The job state change a Batch event asks for; ``None`` when it does not concern us."""
-    job_id = job_id_from_batch_job_name(_text(detail.get("jobName")))
+def batch_changes(detail: Mapping[str, Any]) -> list[BatchChange]:
+    """The job state changes a Batch event asks for: one, or one per photo of a pack.
+
+    A pack's Batch job (``meshdrop-pack-...``, its job ids in ``parameters``) moves each of
+    its photos: RUNNING, a retry, a final FAILED (each photo's write is conditional, so photos
+    already terminal keep their outcome). Its SUCCEEDED (the container exits 0 only once every
+    photo reported its own outcome) asks SUCCEEDED of each photo, but the state function
+    grants it only to photos whose asset exists (:meth:`StateApplier` checks), without the
+    pack's ``batch_seconds``, which are not the photo's.
+    """
+    name = _text(detail.get("jobName"))
+    if not is_pack_job_name(name):
+        change = batch_change(detail)
+        return [change] if change is not None else []
+    changes = [batch_change(detail, job_id) for job_id in pack_job_ids(detail.get("parameters"))]
+    for change in changes:
+        if change is not None:
+            change.attrs.pop("batch_seconds", None)
+    return [c for c in changes if c is not None]
+
+
+def batch_change(detail: Mapping[str, Any], job_id: str | None = None) -> BatchChange | None:
+    """The job state change a Batch event asks for; ``None`` when it does not concern us.
+
+    ``job_id``: the photo of a pack this change is for (else read from the job name).
+    """
+    job_id = job_id or job_id_from_batch_job_name(_text(detail.get("jobName")))
     if job_id is None:
         return None
     status = _text(detail.get("status"))

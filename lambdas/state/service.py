@@ -21,13 +21,15 @@ from meshdrop_contract import (
     TERMINAL_STATES,
     DetailType,
     JobState,
+    is_pack_job_name,
 )
 
 from ..common.clients import client
 from ..common.jobstore import STATE, JobStore, WriteResult
 from ..common.observability import MetricName, logger, metrics
 from ..common.settings import StateSettings
-from .mapping import BatchChange, batch_change
+from .generator import asset_problem
+from .mapping import BatchChange, batch_changes
 from .meshdrop_events import apply_meshdrop
 from .notify import (
     SILENT_STATES,
@@ -36,7 +38,7 @@ from .notify import (
     notification_message,
     notification_subject,
 )
-from .outcome import Applied, ignored
+from .outcome import Applied, ignored, pack_applied
 
 __all__ = ["Applied", "StateApplier", "notification_message", "notification_subject"]
 
@@ -65,10 +67,44 @@ class StateApplier:
     # -- Batch -------------------------------------------------------------------------------
 
     def _apply_batch(self, detail: Mapping[str, Any]) -> Applied:
-        change = batch_change(detail)
-        if change is None:
+        changes = batch_changes(detail)
+        if not changes:
             logger.debug("Batch event ignored", extra={"status": detail.get("status")})
             return ignored(f"Batch status {detail.get('status')!r} of {detail.get('jobName')!r}")
+        if len(changes) == 1 and not is_pack_job_name(str(detail.get("jobName") or "")):
+            return self._apply_change(changes[0])
+        # A pack: each photo on its own, as if the Batch job were its alone.
+        return pack_applied([self._apply_pack_change(change) for change in changes])
+
+    def _apply_pack_change(self, change: BatchChange) -> Applied:
+        """One photo of a pack: its asset, not the pack's end, says whether it succeeded.
+
+        * The pack SUCCEEDED: each photo reported its own outcome; a photo still open gets
+          SUCCEEDED only if its asset exists with its job id (its event was lost or is late),
+          else it waits for its own event (or the reconciler).
+        * The pack FAILED for good: a photo still open whose asset exists succeeded (its
+          "Job Succeeded" is still on its way: EventBridge keeps no order), like a single
+          job's Batch SUCCEEDED; the others fail.
+        """
+        if change.target not in (JobState.SUCCEEDED, JobState.FAILED):
+            return self._apply_change(change)
+        written = self._asset_written(change.job_id)
+        if written:
+            attrs = {k: v for k, v in change.attrs.items() if k in ("batch_job_id", "attempts")}
+            return self._apply_change(BatchChange(change.job_id, JobState.SUCCEEDED, attrs))
+        if change.target is JobState.SUCCEEDED:
+            return ignored("the photo reports its own outcome", change.job_id)
+        return self._apply_change(change)
+
+    def _asset_written(self, job_id: str) -> bool:
+        """Whether an open photo's asset exists, written by this job."""
+        record = self.store.get(job_id) or {}
+        if record.get(STATE) in _TERMINAL or not record.get("asset_key"):
+            return False
+        detail = {"asset_key": record.get("asset_key"), "bucket": record.get("bucket")}
+        return asset_problem(self.s3, record, detail, job_id) is None
+
+    def _apply_change(self, change: BatchChange) -> Applied:
         job_id = change.job_id
         record = self.store.get(job_id)
         if record is None:

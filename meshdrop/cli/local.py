@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.table import Table
 
-    from meshdrop.local.pipeline import JobReport
+    from meshdrop.local.pipeline import JobReport, RunSummary
     from meshdrop.local.replay import ReplayEntry
 
 local_app = typer.Typer(
@@ -122,6 +122,15 @@ def run(
         float, typer.Option("--timeout", help="Give up on unfinished jobs after this many s.")
     ] = 1800.0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Generator jobs at once.")] = 1,
+    pack_size: Annotated[
+        int,
+        typer.Option(
+            "--pack-size",
+            min=1,
+            max=20,
+            help="Photos per Batch job (the pack_size setting): one generator process per pack.",
+        ),
+    ] = 1,
     serve: Annotated[
         bool,
         typer.Option("--serve", help="Then serve the gallery on localhost (Ctrl-C stops)."),
@@ -160,17 +169,14 @@ def run(
             timeout_s=timeout,
             concurrency=jobs,
             on_update=on_update,
+            pack_size=pack_size,
         )
     if as_json:
-        stdout.write(json.dumps({"jobs": [r.to_json() for r in summary.reports]}) + "\n")
+        stdout.write(json.dumps(_json_report(summary, pack_size)) + "\n")
         stdout.flush()
     else:
         Console(file=stdout).print(_result_table(summary.reports))
-        Console(file=stdout).print(
-            f"{sum(r.status == JobState.SUCCEEDED for r in summary.reports)}/"
-            f"{len(summary.reports)} succeeded in {summary.wall_seconds:.1f}s; "
-            f"{len(summary.notifications)} notification(s); assets under {out}/"
-        )
+        Console(file=stdout).print(_summary_line(summary, out, pack_size))
         if summary.gallery is not None:
             Console(file=stdout).print(f"gallery: {summary.gallery}")
     if serve and summary.gallery is not None:
@@ -265,6 +271,26 @@ def _replay_table(entries: list[ReplayEntry]) -> Table:
             entry.reason,
         )
     return table
+
+
+def _json_report(summary: RunSummary, pack_size: int) -> dict[str, object]:
+    report: dict[str, object] = {"jobs": [r.to_json() for r in summary.reports]}
+    if pack_size > 1:  # without packs the report stays as it was
+        report |= {"batch_jobs": summary.batch_jobs, "packs": summary.packs}
+    return report
+
+
+def _summary_line(summary: RunSummary, out: Path, pack_size: int) -> str:
+    succeeded = sum(r.status == JobState.SUCCEEDED for r in summary.reports)
+    packs = (
+        f"{summary.batch_jobs} Batch job(s), {summary.packs} of them pack(s); "
+        if pack_size > 1
+        else ""
+    )
+    return (
+        f"{succeeded}/{len(summary.reports)} succeeded in {summary.wall_seconds:.1f}s; "
+        f"{len(summary.notifications)} notification(s); {packs}assets under {out}/"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -27,9 +27,11 @@ from meshdrop_contract import (
     InvalidKeyError,
     JobOptions,
     JobState,
+    is_pack_job_name,
     source_key_for,
 )
 from meshdrop_contract.jobs import GSI_BY_SOURCE, GSI_BY_SOURCE_PK, TABLE_PK, from_dynamo
+from meshdrop_contract.wiring import ENV_PACK_SIZE
 
 from .pumps import IngestPump, StatePump, load_handlers, reset_lambda_caches
 from .reconcile import reconcile_once
@@ -100,6 +102,9 @@ class RunSummary:
     notifications: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
     gallery: Path | None = None
+    #: Batch jobs the runner ran, and how many of them were packs (several photos each).
+    batch_jobs: int = 0
+    packs: int = 0
 
 
 class LocalPipeline:
@@ -118,6 +123,9 @@ class LocalPipeline:
         Generator jobs run at once.
     lambda_env
         Extra environment for the handlers (for example ``MAX_IMAGE_BYTES``).
+    pack_size
+        Photos per Batch job, as the deployed ``pack_size`` setting: each ingest batch (up to
+        this many messages) goes to Batch in packs, one generator process per pack.
     """
 
     def __init__(
@@ -128,8 +136,10 @@ class LocalPipeline:
         concurrency: int = 1,
         lambda_env: Mapping[str, str] | None = None,
         job_env: Mapping[str, str] | None = None,
+        pack_size: int = 1,
     ) -> None:
         self._names = names or ResourceNames()
+        self._pack_size = max(1, pack_size)
         self._work_dir_obj: tempfile.TemporaryDirectory[str] | None = None
         if work_dir is None:
             self._work_dir_obj = tempfile.TemporaryDirectory(prefix="meshdrop-local-")
@@ -160,7 +170,7 @@ class LocalPipeline:
         self.aws = aws
         session = boto3.Session()
         self.resources = res = create_resources(self._names, session=session)
-        env = {**res.lambda_env(), **self._lambda_env}
+        env = {**res.lambda_env(), ENV_PACK_SIZE: str(self._pack_size), **self._lambda_env}
         self._set_env(env)
         ingest, state = load_handlers(env)
         #: The real handler functions, for callers that invoke them directly (replay).
@@ -171,7 +181,11 @@ class LocalPipeline:
         self.batch = session.client("batch")
         self.table = session.resource("dynamodb").Table(res.table)
         self.ingest_pump = IngestPump(
-            self.sqs, res.ingest_queue_url, res.ingest_queue_arn, ingest.lambda_handler
+            self.sqs,
+            res.ingest_queue_url,
+            res.ingest_queue_arn,
+            ingest.lambda_handler,
+            batch_size=max(10, self._pack_size),
         )
         self.state_pump = StatePump(self.sqs, res.state_queue_url, state.lambda_handler)
         self.runner = BatchRunner(
@@ -409,6 +423,11 @@ class LocalPipeline:
             if moved == 0:
                 time.sleep(poll_s)
 
+    def batch_job_counts(self) -> tuple[int, int]:
+        """Batch jobs the runner has run so far, and how many of them were packs."""
+        names = [run.job_name for run in self.runner.runs.values()]
+        return len(names), sum(is_pack_job_name(n) for n in names)
+
     def reconcile(self) -> ReconcileReport:
         """One reconcile pass on this stack (every non-terminal job counts as stuck)."""
         assert self.resources is not None, "start() first"
@@ -458,11 +477,12 @@ def run_local(
     timeout_s: float = 1800.0,
     concurrency: int = 1,
     on_update: Callable[[list[JobReport]], None] | None = None,
+    pack_size: int = 1,
 ) -> RunSummary:
     """Run ``files`` through the local pipeline; assets land in ``out_dir`` (if given)."""
     started = time.perf_counter()
     files = list(files)
-    with LocalPipeline(concurrency=concurrency) as pipeline:
+    with LocalPipeline(concurrency=concurrency, pack_size=pack_size) as pipeline:
         names = _unique_names(files)
         for file, name in zip(files, names, strict=True):
             pipeline.add_file(file, options, name=name)
@@ -476,6 +496,8 @@ def run_local(
             notifications=list(pipeline.notifications),
             wall_seconds=round(time.perf_counter() - started, 3),
             gallery=gallery,
+            batch_jobs=pipeline.batch_job_counts()[0],
+            packs=pipeline.batch_job_counts()[1],
         )
 
 

@@ -130,14 +130,28 @@ class IngestPump:
             "awsRegion": self._arn.split(":")[3],
         }
 
+    def _receive(self, wait_s: int) -> list[dict[str, Any]]:
+        """Up to ``batch_size`` messages, as an event source mapping batches them.
+
+        SQS hands out at most 10 per call; a bigger batch (a pack of more than 10) is
+        gathered from as many calls as the queue has messages for right now.
+        """
+        messages: list[dict[str, Any]] = []
+        while len(messages) < self._batch_size:
+            got = self._sqs.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=min(10, self._batch_size - len(messages)),
+                WaitTimeSeconds=wait_s if not messages else 0,
+                AttributeNames=["All"],
+            ).get("Messages", [])
+            messages += got
+            if not got or self._batch_size <= 10:
+                break
+        return messages
+
     def pump_once(self, wait_s: int = 0) -> int:
         """Deliver one batch; the number of messages received (0: queue looked empty)."""
-        messages = self._sqs.receive_message(
-            QueueUrl=self._url,
-            MaxNumberOfMessages=self._batch_size,
-            WaitTimeSeconds=wait_s,
-            AttributeNames=["All"],
-        ).get("Messages", [])
+        messages = self._receive(wait_s)
         if not messages:
             return 0
         event = {"Records": [self._record(m) for m in messages]}

@@ -41,6 +41,11 @@ class RunnerBatch:
 
         return [self._from_moto(j) for j in batchjobs.find_jobs(self._batch, self._queue, job_id)]
 
+    def find_named(self, name: str) -> list[dict[str, Any]]:
+        from lambdas.common import batchjobs
+
+        return [self._from_moto(j) for j in batchjobs.find_named(self._batch, self._queue, name)]
+
     def describe(self, batch_job_ids: list[str]) -> list[dict[str, Any]]:
         from lambdas.common import batchjobs
 

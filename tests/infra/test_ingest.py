@@ -117,6 +117,8 @@ def test_event_source_reports_partial_batch_failures(template: Template) -> None
         {
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "BatchSize": 10,
+            # Pack size 1 (the default): one Batch job per photo, batches wait 1 s at most.
+            "MaximumBatchingWindowInSeconds": 1,
             # Never more concurrent batches than reserved executions: no throttling retries.
             "ScalingConfig": {"MaximumConcurrency": 5},
             "EventSourceArn": {"Fn::GetAtt": [_queue_id(template), "Arn"]},

@@ -159,3 +159,11 @@ def test_from_context_reads_the_app_context() -> None:
     assert settings.max_vcpus == 8
     assert settings.spot is False
     assert settings.gpu_instance_types == ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")
+
+
+def test_packs_above_ten_photos_need_a_batching_window() -> None:
+    assert MeshdropSettings.from_mapping({"pack_size": 10, "pack_wait_seconds": 0}).pack_size == 10
+    with pytest.raises(SettingsError, match="pack_wait_seconds"):
+        MeshdropSettings.from_mapping({"pack_size": 12, "pack_wait_seconds": 0})
+    with pytest.raises(SettingsError, match="pack_size"):
+        MeshdropSettings.from_mapping({"pack_size": 21})

@@ -1,5 +1,5 @@
 """Non-default settings: weights from S3, no Spot, e-mails, destroy on delete, fixed env,
-a pinned AMI, a bigger root volume, no budget."""
+a pinned AMI, a bigger root volume, no budget, packs of 12."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ VARIANT = {
     "lambda_architecture": "x86_64",
     "delete_assets_with_source": True,
     "error_files": False,
+    "pack_size": 12,
+    "pack_wait_seconds": 8,
 }
 
 
@@ -159,3 +161,20 @@ def test_deleting_assets_with_their_photo_grants_delete_on_assets_only(variant: 
     ingest = [e for e in envs if wiring.ENV_DELETE_ASSETS_WITH_SOURCE in e]
     assert [e[wiring.ENV_DELETE_ASSETS_WITH_SOURCE] for e in ingest] == ["true"]
     assert {e[wiring.ENV_ERROR_FILES] for e in envs if wiring.ENV_ERROR_FILES in e} == {"false"}
+
+
+def test_packs_size_the_ingest_batches_and_let_the_job_see_finished_assets(
+    variant: Template,
+) -> None:
+    (mapping,) = variant.find_resources("AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["BatchSize"] == 12  # a whole pack in one invocation
+    assert mapping["Properties"]["MaximumBatchingWindowInSeconds"] == 8
+    functions = variant.find_resources(
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": "lambdas.ingest.handler.lambda_handler"}},
+    )
+    (function,) = functions.values()
+    assert function["Properties"]["Environment"]["Variables"][wiring.ENV_PACK_SIZE] == "12"
+    # A retried pack skips photos finished before: HeadObject of their assets.
+    statements = role_statements(variant, "ComputeJobRole")
+    assert "/3d_assets/*" in object_patterns(statements, "s3:GetObject")

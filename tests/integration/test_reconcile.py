@@ -234,6 +234,9 @@ class _FakeBatch:
     def find(self, job_id: str) -> list[dict[str, Any]]:
         return []
 
+    def find_named(self, name: str) -> list[dict[str, Any]]:
+        return []
+
     def describe(self, batch_job_ids: list[str]) -> list[dict[str, Any]]:
         return []
 
