@@ -313,7 +313,7 @@ def bench_end_to_end(photos: Sequence[Path], preset: Preset, work: Path) -> dict
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=50, help="ingest records to time")
     parser.add_argument("--drops", type=int, default=20, help="uploads for drop -> SUBMITTED")
@@ -332,9 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--pack-size", type=int, default=10, help="photos per Batch job in the burst (1: none)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    results: dict[str, Any] = {}
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
     with tempfile.TemporaryDirectory(prefix="meshdrop-bench-") as tmp:
         work = Path(tmp)
         timer = CallTimer()
@@ -343,27 +345,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         submitted = bench_submitted(args.drops, work)
         e2e = bench_end_to_end(args.photos, args.preset, work) if args.photos else None
         burst = bench_burst(args.burst, work, args.pack_size) if args.burst > 0 else None
-    results["ingest_ms_per_record"] = {
-        "n": len(ingest),
-        "p50": round(percentile(ingest, 50), 2),
-        "p95": round(percentile(ingest, 95), 2),
-    }
-    per_record = max(len(ingest), 1)
-    results["ingest_aws_calls_per_record"] = {
-        name: {"calls": round(len(ms) / per_record, 2), "mean_ms": round(statistics.fmean(ms), 2)}
-        for name, ms in sorted(timer.calls.items(), key=lambda kv: -sum(kv[1]))
-    }
-    results["drop_to_submitted_ms"] = {
-        "n": len(submitted),
-        "p50": round(percentile(submitted, 50), 2),
-        "p95": round(percentile(submitted, 95), 2),
-        "goal_p50": GOAL_SUBMITTED_P50_MS,
-    }
+    results = _results(ingest, timer, submitted)
     results["end_to_end"] = e2e
     results["burst"] = burst
     if args.json:
         print(json.dumps(results))
         return 0
+    _print_results(results)
+    return 0
+
+
+def _results(ingest: list[float], timer: CallTimer, submitted: list[float]) -> dict[str, Any]:
+    per_record = max(len(ingest), 1)
+    return {
+        "ingest_ms_per_record": {
+            "n": len(ingest),
+            "p50": round(percentile(ingest, 50), 2),
+            "p95": round(percentile(ingest, 95), 2),
+        },
+        "ingest_aws_calls_per_record": {
+            name: {
+                "calls": round(len(ms) / per_record, 2),
+                "mean_ms": round(statistics.fmean(ms), 2),
+            }
+            for name, ms in sorted(timer.calls.items(), key=lambda kv: -sum(kv[1]))
+        },
+        "drop_to_submitted_ms": {
+            "n": len(submitted),
+            "p50": round(percentile(submitted, 50), 2),
+            "p95": round(percentile(submitted, 95), 2),
+            "goal_p50": GOAL_SUBMITTED_P50_MS,
+        },
+    }
+
+
+def _print_results(results: dict[str, Any]) -> None:
     i, s = results["ingest_ms_per_record"], results["drop_to_submitted_ms"]
     verdict = "meets" if s["p50"] <= GOAL_SUBMITTED_P50_MS else "MISSES"
     print(f"ingest handler    : p50 {i['p50']:8.1f} ms  p95 {i['p95']:8.1f} ms  ({i['n']} records)")
@@ -373,13 +389,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"drop -> SUBMITTED : p50 {s['p50']:8.1f} ms  p95 {s['p95']:8.1f} ms  ({s['n']} drops; "
         f"{verdict} the {GOAL_SUBMITTED_P50_MS:.0f} ms p50 goal)"
     )
+    e2e = results["end_to_end"]
     if e2e:
         for job in e2e["jobs"]:
             print(f"end to end        : {job['file']:<20} {job['status']:<10} {job['seconds']} s")
         print(f"end to end wall   : {e2e['wall_seconds']} s for {len(e2e['jobs'])} job(s)")
-    if burst:
-        _print_burst(burst)
-    return 0
+    if results["burst"]:
+        _print_burst(results["burst"])
 
 
 def _print_burst(burst: dict[str, Any]) -> None:

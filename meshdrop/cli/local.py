@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -15,6 +15,8 @@ from meshdrop_contract import Backend, JobState, Preset
 from .options import BackendOption, FormatOption, NoTextureOption, PresetOption, job_options
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
     from rich.live import Live
     from rich.table import Table
@@ -105,36 +107,41 @@ ImagesArg = Annotated[
 ]
 
 
+OutOption = Annotated[
+    Path, typer.Option("--out", "-o", help="Folder for the assets (mirrors 3d_assets/).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print only a JSON report on stdout.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", help="Give up on unfinished jobs after this many s.")
+]
+JobsOption = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Generator jobs at once.")]
+PackSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--pack-size",
+        min=1,
+        max=20,
+        help="Photos per Batch job (the pack_size setting): one generator process per pack.",
+    ),
+]
+ServeOption = Annotated[
+    bool, typer.Option("--serve", help="Then serve the gallery on localhost (Ctrl-C stops).")
+]
+
+
 @local_app.command("run")
 def run(
     images: ImagesArg,
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the assets (mirrors 3d_assets/).")
-    ] = Path("meshdrop-out"),
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print only a JSON report on stdout.")
-    ] = False,
+    out: OutOption = Path("meshdrop-out"),
+    as_json: JsonOption = False,
     preset: PresetOption = Preset.BALANCED,
     fmt: FormatOption = None,
     no_texture: NoTextureOption = False,
     backend: BackendOption = Backend.AUTO,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Give up on unfinished jobs after this many s.")
-    ] = 1800.0,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Generator jobs at once.")] = 1,
-    pack_size: Annotated[
-        int,
-        typer.Option(
-            "--pack-size",
-            min=1,
-            max=20,
-            help="Photos per Batch job (the pack_size setting): one generator process per pack.",
-        ),
-    ] = 1,
-    serve: Annotated[
-        bool,
-        typer.Option("--serve", help="Then serve the gallery on localhost (Ctrl-C stops)."),
-    ] = False,
+    timeout: TimeoutOption = 1800.0,
+    jobs: JobsOption = 1,
+    pack_size: PackSizeOption = 1,
+    serve: ServeOption = False,
 ) -> None:
     """Upload IMAGES to a local bucket and run them through the pipeline.
 
@@ -150,17 +157,6 @@ def run(
     options = job_options(preset, fmt, no_texture, backend)
     # The handlers log (Powertools writes to stdout): keep stdout for the report alone.
     with contextlib.redirect_stdout(sys.stderr), _live(err, as_json) as live:
-        last: list[str] = []
-
-        def on_update(reports: list[JobReport]) -> None:
-            if live is not None:
-                live.update(_progress_table(reports))
-                return
-            states = [f"{Path(r.file).name}:{r.status}" for r in reports]
-            if states != last and not as_json:
-                last[:] = states
-                err.print("[dim]" + "  ".join(states) + "[/dim]")
-
         err.print(f"[dim]starting the local pipeline for {len(images)} photo(s)…[/dim]")
         summary = run_local(
             images,
@@ -168,23 +164,51 @@ def run(
             options=options,
             timeout_s=timeout,
             concurrency=jobs,
-            on_update=on_update,
+            on_update=_progress_printer(err, live, quiet=as_json),
             pack_size=pack_size,
         )
-    if as_json:
-        stdout.write(json.dumps(_json_report(summary, pack_size)) + "\n")
-        stdout.flush()
-    else:
-        Console(file=stdout).print(_result_table(summary.reports))
-        Console(file=stdout).print(_summary_line(summary, out, pack_size))
-        if summary.gallery is not None:
-            Console(file=stdout).print(f"gallery: {summary.gallery}")
+    _print_summary(summary, out, pack_size, stdout=stdout, as_json=as_json)
     if serve and summary.gallery is not None:
         from meshdrop.gallery.serve import serve as serve_gallery
 
         serve_gallery(summary.gallery.parent)
     if not all(r.status == JobState.SUCCEEDED for r in summary.reports):
         raise typer.Exit(1)
+
+
+def _progress_printer(
+    err: Console, live: Live | None, *, quiet: bool
+) -> Callable[[list[JobReport]], None]:
+    """What the pipeline calls on every change: a live table on a terminal, else one line per
+    change of the states (none with ``--json``)."""
+    last: list[str] = []
+
+    def on_update(reports: list[JobReport]) -> None:
+        if live is not None:
+            live.update(_progress_table(reports))
+            return
+        states = [f"{Path(r.file).name}:{r.status}" for r in reports]
+        if states != last and not quiet:
+            last[:] = states
+            err.print("[dim]" + "  ".join(states) + "[/dim]")
+
+    return on_update
+
+
+def _print_summary(
+    summary: RunSummary, out: Path, pack_size: int, *, stdout: TextIO, as_json: bool
+) -> None:
+    from rich.console import Console
+
+    if as_json:
+        stdout.write(json.dumps(_json_report(summary, pack_size)) + "\n")
+        stdout.flush()
+        return
+    console = Console(file=stdout)
+    console.print(_result_table(summary.reports))
+    console.print(_summary_line(summary, out, pack_size))
+    if summary.gallery is not None:
+        console.print(f"gallery: {summary.gallery}")
 
 
 _OUTCOME_STYLE = {

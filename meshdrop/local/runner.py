@@ -292,58 +292,10 @@ class BatchRunner:
         definition = self._definition(str(job.get("jobDefinition")))
         strategy = job.get("retryStrategy") or definition.get("retryStrategy")
         allowed = self._attempts_allowed(job)
-        timeout = self._timeout(job)
-        container_env = {
-            e["name"]: e["value"] for e in (job.get("container") or {}).get("environment", [])
-        }
         self._emit(job, run, "RUNNABLE")
         for number in range(1, allowed + 1):
             self._emit(job, run, "STARTING")
-            env = {
-                **os.environ,
-                **self._base_env,
-                **container_env,
-                "AWS_BATCH_JOB_ID": run.job_id,
-                "AWS_BATCH_JOB_ATTEMPT": str(number),
-                "AWS_BATCH_JQ_NAME": self._queue_name,
-                "PYTHONPATH": os.pathsep.join(
-                    p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
-                ),
-            }
-            self._log_dir.mkdir(parents=True, exist_ok=True)
-            log_path = self._log_dir / f"{run.job_id}.{number}.log"
-            started = _now_ms()
-            with log_path.open("wb") as out:
-                process = subprocess.Popen(
-                    self._command(job),
-                    env=env,
-                    cwd=REPO_ROOT,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # so a timeout kills the whole process group
-                )
-                with self._lock:
-                    self._processes[run.job_id] = process
-                run.attempts.append(
-                    AttemptResult(number, None, started, started, "", log_path=log_path)
-                )
-                self._emit(job, run, "RUNNING")
-                try:
-                    exit_code: int | None = process.wait(timeout=timeout)
-                    reason = ESSENTIAL_EXIT_REASON if exit_code else ""
-                except subprocess.TimeoutExpired:
-                    _kill(process)
-                    exit_code, reason = None, TIMEOUT_REASON
-                finally:
-                    with self._lock:
-                        self._processes.pop(run.job_id, None)
-            if exit_code is not None and exit_code < 0:
-                # Killed by a signal (OOM killer, Ctrl-C): a container would report 128+n.
-                exit_code = 128 - exit_code
-            run.attempts[-1] = AttemptResult(
-                number, exit_code, started, _now_ms(), reason, log_path=log_path
-            )
+            exit_code, reason = self._attempt(job, run, number)
             if exit_code == ExitCode.OK:
                 run.status_reason = None
                 self._emit(job, run, "SUCCEEDED")
@@ -355,6 +307,62 @@ class BatchRunner:
                 continue
             break
         self._emit(job, run, "FAILED")
+
+    def _attempt_env(self, job: Mapping[str, Any], run: JobRun, number: int) -> dict[str, str]:
+        """The container's environment, with what Batch adds to every attempt."""
+        container_env = {
+            e["name"]: e["value"] for e in (job.get("container") or {}).get("environment", [])
+        }
+        return {
+            **os.environ,
+            **self._base_env,
+            **container_env,
+            "AWS_BATCH_JOB_ID": run.job_id,
+            "AWS_BATCH_JOB_ATTEMPT": str(number),
+            "AWS_BATCH_JQ_NAME": self._queue_name,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+            ),
+        }
+
+    def _attempt(self, job: dict[str, Any], run: JobRun, number: int) -> tuple[int | None, str]:
+        """Run attempt ``number`` as a subprocess; its exit code (128+n when killed by signal
+        n, ``None`` past the timeout) and Batch's reason."""
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self._log_dir / f"{run.job_id}.{number}.log"
+        started = _now_ms()
+        with log_path.open("wb") as out:
+            process = subprocess.Popen(
+                self._command(job),
+                env=self._attempt_env(job, run, number),
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # so a timeout kills the whole process group
+            )
+            with self._lock:
+                self._processes[run.job_id] = process
+            run.attempts.append(
+                AttemptResult(number, None, started, started, "", log_path=log_path)
+            )
+            self._emit(job, run, "RUNNING")
+            try:
+                exit_code: int | None = process.wait(timeout=self._timeout(job))
+                reason = ESSENTIAL_EXIT_REASON if exit_code else ""
+            except subprocess.TimeoutExpired:
+                _kill(process)
+                exit_code, reason = None, TIMEOUT_REASON
+            finally:
+                with self._lock:
+                    self._processes.pop(run.job_id, None)
+        if exit_code is not None and exit_code < 0:
+            # Killed by a signal (OOM killer, Ctrl-C): a container would report 128+n.
+            exit_code = 128 - exit_code
+        run.attempts[-1] = AttemptResult(
+            number, exit_code, started, _now_ms(), reason, log_path=log_path
+        )
+        return exit_code, reason
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
