@@ -118,8 +118,9 @@ class MeshdropSettings:
     #: Photos per Batch job (a pack): the new photos of one ingest invocation go to Batch in
     #: packs of at most this many, each loading the model once (docs/pipeline.md). 1: one Batch
     #: job per photo. At most 20: a pack's job specs travel in the container overrides, which
-    #: ECS caps at 8 KiB.
-    pack_size: int = 1
+    #: ECS caps at 8 KiB. 10 photos of about a second of GPU work each, plus one start-up and
+    #: model load, make a job of well under a few minutes (docs/cost.md).
+    pack_size: int = 10
     #: With ``pack_size`` > 1: the ingest queue's maximum batching window, so a pack is
     #: submitted when full or when its oldest photo waited this long.
     pack_wait_seconds: int = 5

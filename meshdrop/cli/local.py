@@ -121,7 +121,8 @@ PackSizeOption = Annotated[
         "--pack-size",
         min=1,
         max=20,
-        help="Photos per Batch job (the pack_size setting): one generator process per pack.",
+        help="Photos per Batch job, as the deployed pack_size setting (default 10): one "
+        "generator process per pack, the model loaded once; 1: a job per photo.",
     ),
 ]
 ServeOption = Annotated[
@@ -140,7 +141,7 @@ def run(
     backend: BackendOption = Backend.AUTO,
     timeout: TimeoutOption = 1800.0,
     jobs: JobsOption = 1,
-    pack_size: PackSizeOption = 1,
+    pack_size: PackSizeOption = 10,
     serve: ServeOption = False,
 ) -> None:
     """Upload IMAGES to a local bucket and run them through the pipeline.

@@ -116,9 +116,9 @@ def test_event_source_reports_partial_batch_failures(template: Template) -> None
         "AWS::Lambda::EventSourceMapping",
         {
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            # A batch holds a whole pack (10 by default), gathered for at most pack_wait_seconds.
             "BatchSize": 10,
-            # Pack size 1 (the default): one Batch job per photo, batches wait 1 s at most.
-            "MaximumBatchingWindowInSeconds": 1,
+            "MaximumBatchingWindowInSeconds": 5,
             # Never more concurrent batches than reserved executions: no throttling retries.
             "ScalingConfig": {"MaximumConcurrency": 5},
             "EventSourceArn": {"Fn::GetAtt": [_queue_id(template), "Arn"]},

@@ -45,7 +45,9 @@ def test_local_run_json_reports_every_file(tmp_path: Path) -> None:
 
     assert result.returncode == 1, result.stderr[-3000:]  # one file did not succeed
     report = json.loads(result.stdout)  # stdout holds the JSON report and nothing else
-    assert list(report) == ["jobs"]
+    # Packed as deployed (pack_size 10): the empty file never became a job, the mug is a pack.
+    assert list(report) == ["jobs", "batch_jobs", "packs"]
+    assert (report["batch_jobs"], report["packs"]) == (1, 1)
     jobs = {Path(j["key"]).name: j for j in report["jobs"]}
     assert set(jobs) == {"mug.jpg", "empty.png"}
     for job in jobs.values():
