@@ -18,18 +18,24 @@ ACTIVE_STATUSES = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RU
 _DESCRIBE_CHUNK = 100
 
 
+def submit_arguments(job_queue: str, job_definition: str, spec: JobSpec) -> dict[str, Any]:
+    """The SubmitJob arguments of one photo's job, whoever submits it."""
+    environment = [{"name": k, "value": v} for k, v in sorted(spec.to_env().items())]
+    return {
+        "jobName": batch_job_name(spec.job_id),
+        "jobQueue": job_queue,
+        "jobDefinition": job_definition,
+        "parameters": {"job_id": spec.job_id},
+        "containerOverrides": {"environment": environment},
+        "tags": {"meshdrop:job-id": spec.job_id, "meshdrop:preset": spec.options.preset.value},
+        "propagateTags": True,
+    }
+
+
 def submit_job(batch: Any, job_queue: str, job_definition: str, spec: JobSpec) -> str:
     """SubmitJob for ``spec``; the Batch job id."""
-    environment = [{"name": k, "value": v} for k, v in sorted(spec.to_env().items())]
-    response: Mapping[str, Any] = batch.submit_job(
-        jobName=batch_job_name(spec.job_id),
-        jobQueue=job_queue,
-        jobDefinition=job_definition,
-        parameters={"job_id": spec.job_id},
-        containerOverrides={"environment": environment},
-        tags={"meshdrop:job-id": spec.job_id, "meshdrop:preset": spec.options.preset.value},
-        propagateTags=True,
-    )
+    arguments = submit_arguments(job_queue, job_definition, spec)
+    response: Mapping[str, Any] = batch.submit_job(**arguments)
     return str(response["jobId"])
 
 

@@ -22,7 +22,6 @@ from meshdrop_contract import (
     JobState,
     SourceKey,
     base_detail,
-    batch_job_name,
     is_asset_key,
     job_id_for,
     parse_options,
@@ -32,6 +31,7 @@ from meshdrop_contract.events import now_iso
 from meshdrop_contract.keys import is_folder_placeholder
 from meshdrop_contract.options import METADATA_NAMES, JobOptions
 
+from ..common import batchjobs
 from ..common.clients import client
 from ..common.errorfile import write_error_file
 from ..common.eventbus import emit
@@ -558,16 +558,11 @@ class Ingestor:
             if all(p.spec.job_id != job_id for p in self.held):
                 self.held.append(HeldPhoto(spec, upload, asset_key, self.message_id))
             return Outcome.PACKED
-        environment = [{"name": k, "value": v} for k, v in sorted(spec.to_env().items())]
         # Throttling and 5xx: the client's standard retry mode, then Backoff (access.py).
         batch_job_id = self.gateway.submit(
-            jobName=batch_job_name(job_id),
-            jobQueue=self.settings.job_queue,
-            jobDefinition=self.settings.job_definition,
-            parameters={"job_id": job_id},
-            containerOverrides={"environment": environment},
-            tags={"meshdrop:job-id": job_id, "meshdrop:preset": options.preset.value},
-            propagateTags=True,
+            **batchjobs.submit_arguments(
+                self.settings.job_queue, self.settings.job_definition, spec
+            )
         )
         return self._record_submitted(job_id, upload, options, asset_key, sha256, batch_job_id)
 
