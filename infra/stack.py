@@ -181,13 +181,9 @@ class MeshdropStack(Stack):
             "Ingest",
             code=code,
             environment={
-                wiring.ENV_TABLE_NAME: self.state.table.table_name,
-                wiring.ENV_EVENT_BUS_NAME: self.bus.bus.event_bus_name,
-                wiring.ENV_JOB_QUEUE: self.compute.job_queue.job_queue_arn,
-                wiring.ENV_JOB_DEFINITION: self.compute.job_definition.job_definition_arn,
+                **self._submitter_env(),
                 wiring.ENV_MAX_IMAGE_BYTES: str(s.max_image_bytes),
                 wiring.ENV_MAX_IMAGE_PIXELS: str(s.max_image_pixels),
-                wiring.ENV_JOB_TTL_DAYS: str(s.job_ttl_days),
                 wiring.ENV_ERROR_FILES: _flag(s.error_files),
                 wiring.ENV_DELETE_ASSETS_WITH_SOURCE: _flag(s.delete_assets_with_source),
                 wiring.ENV_PACK_SIZE: str(s.pack_size),
@@ -204,6 +200,17 @@ class MeshdropStack(Stack):
         self.storage.notify_uploads(self.ingest.queue)
         self._reconcile_function(code, powertools)
 
+    def _submitter_env(self) -> dict[str, str]:
+        """What a function that records jobs and submits them to Batch is told (ingest and the
+        reconciler)."""
+        return {
+            wiring.ENV_TABLE_NAME: self.state.table.table_name,
+            wiring.ENV_EVENT_BUS_NAME: self.bus.bus.event_bus_name,
+            wiring.ENV_JOB_QUEUE: self.compute.job_queue.job_queue_arn,
+            wiring.ENV_JOB_DEFINITION: self.compute.job_definition.job_definition_arn,
+            wiring.ENV_JOB_TTL_DAYS: str(self.settings.job_ttl_days),
+        }
+
     def _reconcile_function(self, code: lambda_.Code, powertools: dict[str, str]) -> None:
         s = self.settings
         self.reconcile = ReconcileConstruct(
@@ -211,12 +218,8 @@ class MeshdropStack(Stack):
             "Reconcile",
             code=code,
             environment={
-                wiring.ENV_TABLE_NAME: self.state.table.table_name,
+                **self._submitter_env(),
                 wiring.ENV_TOPIC_ARN: self.notifications.topic.topic_arn,
-                wiring.ENV_EVENT_BUS_NAME: self.bus.bus.event_bus_name,
-                wiring.ENV_JOB_QUEUE: self.compute.job_queue.job_queue_arn,
-                wiring.ENV_JOB_DEFINITION: self.compute.job_definition.job_definition_arn,
-                wiring.ENV_JOB_TTL_DAYS: str(s.job_ttl_days),
                 wiring.ENV_RECONCILE_STUCK_AFTER_S: str(s.reconcile_stuck_after_s),
                 wiring.ENV_RECONCILE_RUNNING_AFTER_S: str(s.reconcile_running_after_s),
                 **powertools,
