@@ -220,6 +220,7 @@ class MeshdropStack(Stack):
             environment={
                 **self._submitter_env(),
                 wiring.ENV_TOPIC_ARN: self.notifications.topic.topic_arn,
+                wiring.ENV_ERROR_FILES: _flag(s.error_files),
                 wiring.ENV_RECONCILE_STUCK_AFTER_S: str(s.reconcile_stuck_after_s),
                 wiring.ENV_RECONCILE_RUNNING_AFTER_S: str(s.reconcile_running_after_s),
                 **powertools,

@@ -39,14 +39,14 @@ class ConfigurationError(RuntimeError):
     """The function's environment is incomplete or malformed; the message names the variable."""
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
+def required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
         raise ConfigurationError(f"environment variable {name} is not set")
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -82,17 +82,15 @@ def submit_lease_seconds(env: Mapping[str, str]) -> int:
     it (a timeout, an out-of-memory kill) has lost it by the time SQS delivers the message again.
     Default: twice the function timeout, if that fits.
     """
-    timeout = _positive_int(env, ENV_INGEST_TIMEOUT_SECONDS, DEFAULT_INGEST_TIMEOUT_SECONDS)
-    visibility = _positive_int(
-        env, ENV_INGEST_VISIBILITY_SECONDS, DEFAULT_INGEST_VISIBILITY_SECONDS
-    )
+    timeout = positive_int(env, ENV_INGEST_TIMEOUT_SECONDS, DEFAULT_INGEST_TIMEOUT_SECONDS)
+    visibility = positive_int(env, ENV_INGEST_VISIBILITY_SECONDS, DEFAULT_INGEST_VISIBILITY_SECONDS)
     if visibility <= timeout + 1:
         raise ConfigurationError(
             f"{ENV_INGEST_VISIBILITY_SECONDS}={visibility} leaves no room for a submit lease "
             f"longer than {ENV_INGEST_TIMEOUT_SECONDS}={timeout}"
         )
     default = min(2 * timeout, visibility - 1)
-    lease = _positive_int(env, ENV_SUBMIT_LEASE_SECONDS, default)
+    lease = positive_int(env, ENV_SUBMIT_LEASE_SECONDS, default)
     if not timeout < lease < visibility:
         raise ConfigurationError(
             f"{ENV_SUBMIT_LEASE_SECONDS}={lease} must be longer than the function timeout "
@@ -123,17 +121,17 @@ class IngestSettings:
     def from_env(cls, env: Mapping[str, str]) -> IngestSettings:
         """Validate ``env``; :class:`ConfigurationError` names the first bad variable."""
         return cls(
-            table_name=_required(env, ENV_TABLE_NAME),
-            event_bus_name=_required(env, ENV_EVENT_BUS_NAME),
-            job_queue=_required(env, ENV_JOB_QUEUE),
-            job_definition=_required(env, ENV_JOB_DEFINITION),
-            max_image_bytes=_positive_int(env, ENV_MAX_IMAGE_BYTES, MAX_IMAGE_BYTES),
-            max_image_pixels=_positive_int(env, ENV_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS),
-            job_ttl_days=_positive_int(env, ENV_JOB_TTL_DAYS, DEFAULT_JOB_TTL_DAYS),
+            table_name=required(env, ENV_TABLE_NAME),
+            event_bus_name=required(env, ENV_EVENT_BUS_NAME),
+            job_queue=required(env, ENV_JOB_QUEUE),
+            job_definition=required(env, ENV_JOB_DEFINITION),
+            max_image_bytes=positive_int(env, ENV_MAX_IMAGE_BYTES, MAX_IMAGE_BYTES),
+            max_image_pixels=positive_int(env, ENV_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS),
+            job_ttl_days=positive_int(env, ENV_JOB_TTL_DAYS, DEFAULT_JOB_TTL_DAYS),
             submit_lease_seconds=submit_lease_seconds(env),
             delete_assets_with_source=_flag(env, ENV_DELETE_ASSETS_WITH_SOURCE, False),
             error_files=error_files_enabled(env),
-            pack_size=_positive_int(env, ENV_PACK_SIZE, 1),
+            pack_size=positive_int(env, ENV_PACK_SIZE, 1),
         )
 
 
@@ -154,9 +152,9 @@ class StateSettings:
     def from_env(cls, env: Mapping[str, str]) -> StateSettings:
         """Validate ``env``; :class:`ConfigurationError` names the first bad variable."""
         return cls(
-            table_name=_required(env, ENV_TABLE_NAME),
-            topic_arn=_required(env, ENV_TOPIC_ARN),
-            job_ttl_days=_positive_int(env, ENV_JOB_TTL_DAYS, DEFAULT_JOB_TTL_DAYS),
+            table_name=required(env, ENV_TABLE_NAME),
+            topic_arn=required(env, ENV_TOPIC_ARN),
+            job_ttl_days=positive_int(env, ENV_JOB_TTL_DAYS, DEFAULT_JOB_TTL_DAYS),
             error_files=error_files_enabled(env),
         )
 

@@ -23,8 +23,9 @@ from ..common.settings import (
     DEFAULT_JOB_TTL_DAYS,
     ConfigurationError,
     StateSettings,
-    _positive_int,  # pyright: ignore[reportPrivateUsage]
-    _required,  # pyright: ignore[reportPrivateUsage]
+    error_files_enabled,
+    positive_int,
+    required,
 )
 
 #: Defaults matching the stack's: the queue cancels RUNNABLE jobs after 30 minutes, so a job
@@ -47,28 +48,34 @@ class ReconcileSettings:
     running_after_s: int = DEFAULT_RUNNING_AFTER_S
     max_resubmits: int = DEFAULT_MAX_RESUBMITS
     job_ttl_days: int = DEFAULT_JOB_TTL_DAYS
+    #: As the state function's: the reconciler applies states with the same logic.
+    error_files: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReconcileSettings:
         """Validate ``env``; :class:`ConfigurationError` names the first bad variable."""
         return cls(
-            table_name=_required(env, ENV_TABLE_NAME),
-            topic_arn=_required(env, ENV_TOPIC_ARN),
-            event_bus_name=_required(env, ENV_EVENT_BUS_NAME),
-            job_queue=_required(env, ENV_JOB_QUEUE),
-            job_definition=_required(env, ENV_JOB_DEFINITION),
-            stuck_after_s=_positive_int(env, ENV_RECONCILE_STUCK_AFTER_S, DEFAULT_STUCK_AFTER_S),
-            running_after_s=_positive_int(
+            table_name=required(env, ENV_TABLE_NAME),
+            topic_arn=required(env, ENV_TOPIC_ARN),
+            event_bus_name=required(env, ENV_EVENT_BUS_NAME),
+            job_queue=required(env, ENV_JOB_QUEUE),
+            job_definition=required(env, ENV_JOB_DEFINITION),
+            stuck_after_s=positive_int(env, ENV_RECONCILE_STUCK_AFTER_S, DEFAULT_STUCK_AFTER_S),
+            running_after_s=positive_int(
                 env, ENV_RECONCILE_RUNNING_AFTER_S, DEFAULT_RUNNING_AFTER_S
             ),
-            max_resubmits=_positive_int(env, ENV_RECONCILE_MAX_RESUBMITS, DEFAULT_MAX_RESUBMITS),
-            job_ttl_days=_positive_int(env, ENV_JOB_TTL_DAYS, DEFAULT_JOB_TTL_DAYS),
+            max_resubmits=positive_int(env, ENV_RECONCILE_MAX_RESUBMITS, DEFAULT_MAX_RESUBMITS),
+            job_ttl_days=positive_int(env, ENV_JOB_TTL_DAYS, DEFAULT_JOB_TTL_DAYS),
+            error_files=error_files_enabled(env),
         )
 
     def state_settings(self) -> StateSettings:
         """What the state function's logic needs, to apply a Batch state the reconciler finds."""
         return StateSettings(
-            table_name=self.table_name, topic_arn=self.topic_arn, job_ttl_days=self.job_ttl_days
+            table_name=self.table_name,
+            topic_arn=self.topic_arn,
+            job_ttl_days=self.job_ttl_days,
+            error_files=self.error_files,
         )
 
 
