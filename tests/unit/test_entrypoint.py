@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import jsonschema
 import pytest
 import trimesh
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from PIL import Image
 
 from gpu_container import entrypoint
@@ -56,6 +52,7 @@ from meshdrop_contract.jobs import (
     ASSET_META_SOURCE_SHA256,
     ENV_EVENT_BUS,
 )
+from tests.helpers.account import Account, mocked_account
 from tests.helpers.gltf import assert_valid_gltf
 from tests.helpers.photos import make_photo
 
@@ -65,50 +62,10 @@ BUS = "meshdrop-test-bus"
 FAST = JobOptions(preset=Preset.FAST)
 
 
-@dataclass
-class Account:
-    s3: Any
-    events: Any
-    sqs: Any
-    queue_url: str
-
-    def received(self) -> list[dict[str, Any]]:
-        """Every meshdrop event the bus delivered so far, in order."""
-        out: list[dict[str, Any]] = []
-        while True:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10
-            ).get("Messages", [])
-            if not messages:
-                return out
-            for m in messages:
-                out.append(json.loads(m["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
-
-
 @pytest.fixture
 def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        events = boto3.client("events", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        events.create_event_bus(Name=BUS)
-        url = sqs.create_queue(QueueName="events")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events.put_rule(
-            Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": ["meshdrop"]})
-        )
-        events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
-        yield Account(s3, events, sqs, url)
+    with mocked_account(monkeypatch, bucket=BUCKET, bus=BUS) as mocked:
+        yield mocked
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,13 @@ check at the end of the job: newest photo wins, an older job never overwrites it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import jsonschema
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from gpu_container.entrypoint import run_job
 from gpu_container.job.spec import read_context
@@ -24,6 +21,7 @@ from meshdrop.local.resources import JOB_RETRY_STRATEGY
 from meshdrop.local.runner import retry_action
 from meshdrop_contract import DetailType, ExitCode, JobOptions, JobSpec, Preset, job_id_for, schema
 from meshdrop_contract.jobs import ENV_EVENT_BUS
+from tests.helpers.account import Account, mocked_account
 
 REGION = "us-east-1"
 BUCKET = "meshdrop-superseded-test"
@@ -52,34 +50,13 @@ class StubGenerator:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        events = boto3.client("events", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        events.create_event_bus(Name=BUS)
-        url = sqs.create_queue(QueueName="events")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        pattern = json.dumps({"source": ["meshdrop"]})
-        events.put_rule(Name="all", EventBusName=BUS, EventPattern=pattern)
-        events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
-
-        def received() -> list[dict[str, Any]]:
-            out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            return [json.loads(m.get("Body", "{}")) for m in out]
-
-        yield SimpleNamespace(s3=s3, events=events, received=received)
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
+    # Unversioned at first: some tests turn versioning on, as a deployed bucket has it.
+    with mocked_account(monkeypatch, bucket=BUCKET, bus=BUS, versioned=False) as mocked:
+        yield mocked
 
 
-def _versioned(aws: SimpleNamespace) -> None:
+def _versioned(aws: Account) -> None:
     aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
 
 
@@ -93,7 +70,7 @@ def _spec(version: str) -> JobSpec:
     )
 
 
-def _exists(aws: SimpleNamespace, key: str) -> bool:
+def _exists(aws: Account, key: str) -> bool:
     try:
         aws.s3.head_object(Bucket=BUCKET, Key=key)
     except ClientError:
@@ -101,7 +78,7 @@ def _exists(aws: SimpleNamespace, key: str) -> bool:
     return True
 
 
-def _run(aws: SimpleNamespace, spec: JobSpec, generator: StubGenerator, **kw: Any) -> Any:
+def _run(aws: Account, spec: JobSpec, generator: StubGenerator, **kw: Any) -> Any:
     return run_job(
         spec,
         s3=aws.s3,
@@ -113,12 +90,12 @@ def _run(aws: SimpleNamespace, spec: JobSpec, generator: StubGenerator, **kw: An
     )
 
 
-def _terminal(aws: SimpleNamespace) -> list[dict[str, Any]]:
+def _terminal(aws: Account) -> list[dict[str, Any]]:
     finals = {DetailType.SUCCEEDED.value, DetailType.FAILED.value, DetailType.SUPERSEDED.value}
     return [e for e in aws.received() if e["detail-type"] in finals]
 
 
-def test_newer_upload_during_the_job_keeps_its_asset(aws: SimpleNamespace) -> None:
+def test_newer_upload_during_the_job_keeps_its_asset(aws: Account) -> None:
     _versioned(aws)
     old = aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"old photo")["VersionId"]
     newer_asset = b"asset of the newer photo"
@@ -141,7 +118,7 @@ def test_newer_upload_during_the_job_keeps_its_asset(aws: SimpleNamespace) -> No
     jsonschema.validate(event["detail"], schema(DetailType.SUPERSEDED))
 
 
-def test_delete_during_the_job_writes_nothing(aws: SimpleNamespace) -> None:
+def test_delete_during_the_job_writes_nothing(aws: Account) -> None:
     _versioned(aws)
     version = aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"photo")["VersionId"]
     spec = _spec(version)
@@ -151,7 +128,7 @@ def test_delete_during_the_job_writes_nothing(aws: SimpleNamespace) -> None:
     assert not _exists(aws, spec.asset_key)
 
 
-def test_etag_recorded_on_an_unversioned_bucket(aws: SimpleNamespace) -> None:
+def test_etag_recorded_on_an_unversioned_bucket(aws: Account) -> None:
     etag = aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"old")["ETag"].strip('"')
     spec = _spec(etag)
     outcome = _run(
@@ -161,7 +138,7 @@ def test_etag_recorded_on_an_unversioned_bucket(aws: SimpleNamespace) -> None:
     assert not _exists(aws, spec.asset_key)
 
 
-def test_current_job_succeeds_with_batch_origin_and_device_facts(aws: SimpleNamespace) -> None:
+def test_current_job_succeeds_with_batch_origin_and_device_facts(aws: Account) -> None:
     _versioned(aws)
     version = aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"photo")["VersionId"]
     spec = _spec(version)
@@ -177,7 +154,7 @@ def test_current_job_succeeds_with_batch_origin_and_device_facts(aws: SimpleName
     assert final["detail"]["metrics"]["watertight"] is True
 
 
-def test_events_outside_batch_carry_no_batch_origin(aws: SimpleNamespace) -> None:
+def test_events_outside_batch_carry_no_batch_origin(aws: Account) -> None:
     version = aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"photo").get("ETag", "")
     outcome = _run(aws, _spec(version.strip('"')), StubGenerator())
     assert outcome.exit_code == ExitCode.OK
