@@ -41,6 +41,8 @@ DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "job_vcpus": 4,
     "root_volume_gib": 100,
     "gpu_instance_types": ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"],
+    "pack_size": 10,
+    "pack_wait_seconds": 5,
 }
 
 

@@ -199,3 +199,13 @@ def test_cli_compare_and_table() -> None:
     assert len(rows) == 3 * 3 * 2 * 2  # bursts x instance types x markets x photos per job
     bad = runner.invoke(app, ["cost", "--instance", "x9.huge"])
     assert bad.exit_code == 2
+
+
+def test_a_lone_photo_waits_at_most_the_deployed_batching_window() -> None:
+    from meshdrop.bench import lone_photo_bound
+    from meshdrop.cost import deployment
+
+    settings = deployment()
+    bound = lone_photo_bound(50.0)
+    assert bound["pack_size"] == settings["pack_size"] > 1
+    assert bound["at_most_ms"] == 50.0 + 1000.0 * settings["pack_wait_seconds"]
