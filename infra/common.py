@@ -8,8 +8,10 @@ Each cast names the interface the value really implements; none changes a value.
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
 
 #: CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS: dict[int, logs.RetentionDays] = {
@@ -50,3 +52,15 @@ def log_retention(days: int) -> logs.RetentionDays:
 
 def removal_policy(name: str) -> RemovalPolicy:
     return _REMOVAL[name]
+
+
+def parking_queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    """A queue where messages that could not be handled wait for a person: encrypted, TLS
+    only, kept for the 14 days SQS allows at most (dead-letter and failure queues)."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )

@@ -13,9 +13,9 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_eventschemas as eventschemas
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.common import parking_queue
 from meshdrop_contract import (
     DetailType,
     batch_job_state_pattern,
@@ -123,13 +123,7 @@ class EventRoutingConstruct(Construct):
         archive_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "TargetDeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.dead_letter_queue = parking_queue(self, "TargetDeadLetterQueue")
 
         def to_state() -> targets.LambdaFunction:
             return targets.LambdaFunction(
@@ -163,13 +157,7 @@ class EventRoutingConstruct(Construct):
         self, batch_pattern: Mapping[str, Any], job_queue: batch.IJobQueue
     ) -> None:
         """Failed and queue-blocked Batch events, copied to a queue a person reads."""
-        self.failed_jobs_queue = sqs.Queue(
-            self,
-            "FailedJobsQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.failed_jobs_queue = parking_queue(self, "FailedJobsQueue")
         failed_pattern = {
             **batch_pattern,
             "detail": {**batch_pattern["detail"], "status": ["FAILED"]},

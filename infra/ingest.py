@@ -9,6 +9,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.common import parking_queue
 from infra.lambda_code import python_function
 from meshdrop_contract import wiring
 
@@ -80,13 +81,7 @@ class IngestConstruct(Construct):
 
     def _queues(self) -> tuple[sqs.Queue, sqs.Queue]:
         """The dead-letter queue and the upload queue that redrives to it."""
-        dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        dead_letter_queue = parking_queue(self, "DeadLetterQueue")
         queue = sqs.Queue(
             self,
             "Queue",

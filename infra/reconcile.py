@@ -16,9 +16,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.common import parking_queue
 from infra.lambda_code import python_function
 
 RECONCILE_HANDLER = "lambdas.reconcile.handler.lambda_handler"
@@ -58,13 +58,7 @@ class ReconcileConstruct(Construct):
         )
         # A schedule invocation that keeps failing is parked here (the next run retries the
         # jobs anyway; this shows that the function itself is broken).
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.dead_letter_queue = parking_queue(self, "DeadLetterQueue")
         # The schedule's own role (rather than the stack-wide one the target would create), so
         # its one permission, invoking this function, is easy to find and to reason about.
         self.schedule_role = iam.Role(

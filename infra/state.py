@@ -9,9 +9,9 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.common import parking_queue
 from infra.lambda_code import python_function
 from meshdrop_contract import jobs, wiring
 
@@ -58,13 +58,7 @@ class StateConstruct(Construct):
             timeout=Duration.seconds(30),
             memory_mib=256,
         )
-        self.failure_queue = sqs.Queue(
-            self,
-            "FailureQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.failure_queue = parking_queue(self, "FailureQueue")
         self.function.configure_async_invoke(
             on_failure=cast(lambda_.IDestination, destinations.SqsDestination(self.failure_queue)),
             retry_attempts=ASYNC_RETRY_ATTEMPTS,
