@@ -361,25 +361,10 @@ class Ingestor:
         )
         logger.info("stale notification: superseded", extra={"current": current})
         event = self._terminal_event(DetailType.SUPERSEDED, job_id, notice, None, reason)
-        attrs = {**base, "reason": reason}
-        result = self.store.create(job_id, JobState.SUPERSEDED, attrs, pending_event=event)
-        if not result.applied:
-            if (result.item or {}).get("state") != JobState.ACCEPTED:
-                return self.records.duplicate(result.item or {})
-            # Left ACCEPTED by a delivery that failed before submitting: finish it here.
-            blocked = self.records.take_over(job_id, result.item)
-            if blocked is not None:
-                return blocked
-            moved = self.store.transition(
-                job_id,
-                JobState.SUPERSEDED,
-                {"reason": reason},
-                remove=(SUBMIT_OWNER,),
-                require=Attr(SUBMIT_OWNER).eq(self.owner),
-                pending_event=event,
-            )
-            if not moved.applied:
-                return self.records.duplicate(moved.item or {})
+        fields = {"reason": reason}
+        other = self._end_early(job_id, JobState.SUPERSEDED, {**base, **fields}, fields, event)
+        if other is not None:
+            return other
         metrics.add_metric(IngestMetric.JOBS_SUPERSEDED, "Count", 1)
         self.records.emit_pending(job_id, event)
         return Outcome.SUPERSEDED
@@ -416,20 +401,9 @@ class Ingestor:
         logger.info("upload rejected", extra={"reason": reason})
         event = self._terminal_event(DetailType.REJECTED, job_id, upload, options, reason)
         fields = {"error": reason, "error_kind": ErrorKind.BAD_INPUT.value}
-        # Outbox order (write with the event pending, then emit): the create can lose to
-        # another delivery, and the event must only go out for the record that was written.
-        result = self.store.create(
-            job_id, JobState.REJECTED, {**attrs, **fields}, pending_event=event
-        )
-        if not result.applied:
-            if (result.item or {}).get("state") == JobState.ACCEPTED:
-                # Created ACCEPTED under other rules (a limit changed between deliveries):
-                # move it on like any leased rejection.
-                blocked = self.records.take_over(job_id, result.item)
-                if blocked is not None:
-                    return blocked
-                return self._reject_leased(job_id, upload, options, reason, source)
-            return self.records.duplicate(result.item or {})
+        other = self._end_early(job_id, JobState.REJECTED, {**attrs, **fields}, fields, event)
+        if other is not None:
+            return other
         return self._rejected(job_id, upload, event, reason, source)
 
     def _reject_leased(
@@ -443,17 +417,51 @@ class Ingestor:
         """Reject a record this caller created ACCEPTED and holds the lease of."""
         logger.info("upload rejected", extra={"reason": reason})
         event = self._terminal_event(DetailType.REJECTED, job_id, upload, options, reason)
-        result = self.store.transition(
+        fields = {"error": reason, "error_kind": ErrorKind.BAD_INPUT.value}
+        other = self._move_leased(job_id, JobState.REJECTED, fields, event)
+        if other is not None:
+            return other
+        return self._rejected(job_id, upload, event, reason, source)
+
+    def _end_early(
+        self,
+        job_id: str,
+        state: JobState,
+        attrs: Mapping[str, Any],
+        fields: Mapping[str, Any],
+        event: Mapping[str, Any],
+    ) -> Outcome | None:
+        """Record ``state`` (REJECTED, SUPERSEDED) for a job that never reaches Batch: created so
+        with ``attrs``, or, for a record an earlier delivery left ACCEPTED (it failed before
+        submitting, or other limits applied then), moved there with ``fields`` under this
+        caller's lease. ``None`` once written; else what the record another writer made means.
+
+        Outbox order (write with the event pending, then emit): the write can lose to another
+        delivery, and the event must only go out for the record that was written.
+        """
+        result = self.store.create(job_id, state, attrs, pending_event=event)
+        if result.applied:
+            return None
+        if (result.item or {}).get("state") != JobState.ACCEPTED:
+            return self.records.duplicate(result.item or {})
+        blocked = self.records.take_over(job_id, result.item)
+        if blocked is not None:
+            return blocked
+        return self._move_leased(job_id, state, fields, event)
+
+    def _move_leased(
+        self, job_id: str, state: JobState, fields: Mapping[str, Any], event: Mapping[str, Any]
+    ) -> Outcome | None:
+        """Move a record this caller holds the lease of to ``state``; ``None`` once moved."""
+        moved = self.store.transition(
             job_id,
-            JobState.REJECTED,
-            {"error": reason, "error_kind": ErrorKind.BAD_INPUT.value},
+            state,
+            dict(fields),
             remove=(SUBMIT_OWNER,),
             require=Attr(SUBMIT_OWNER).eq(self.owner),
             pending_event=event,
         )
-        if not result.applied:
-            return self.records.duplicate(result.item or {})
-        return self._rejected(job_id, upload, event, reason, source)
+        return None if moved.applied else self.records.duplicate(moved.item or {})
 
     def _rejected(
         self,
