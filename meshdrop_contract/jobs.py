@@ -170,6 +170,13 @@ def is_pack_job_name(name: str) -> bool:
     return name.startswith(PACK_JOB_NAME_PREFIX)
 
 
+#: Job record attributes naming a packed photo's pack: its Batch job name (written before the
+#: pack's SubmitJob, so a takeover adopts the pack), the photo's place (0-based) and the size.
+RECORD_PACK_NAME = "pack_name"
+RECORD_PACK_INDEX = "pack_index"
+RECORD_PACK_SIZE = "pack_size"
+
+
 def pack_to_env(specs: Iterable[JobSpec]) -> dict[str, str]:
     """The container environment of a pack: the photos' specs, in pack order."""
     members = [spec.to_dict() for spec in specs]

@@ -31,16 +31,12 @@ from meshdrop_contract import (
     pack_parameters,
     pack_to_env,
 )
+from meshdrop_contract.jobs import RECORD_PACK_INDEX, RECORD_PACK_NAME, RECORD_PACK_SIZE
 
 from ..common.jobstore import STATE, SUBMIT_OWNER, JobStore
 from ..common.observability import logger
 from .access import BatchGateway
 from .notices import Notice
-
-#: Record attributes naming a photo's pack (written before SubmitJob, kept after).
-PACK_NAME = "pack_name"
-PACK_INDEX = "pack_index"
-PACK_SIZE = "pack_size"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +61,9 @@ class Pack:
     def place(self, photo: HeldPhoto) -> dict[str, Any]:
         """The record attributes naming ``photo``'s place in this pack."""
         return {
-            PACK_NAME: self.name,
-            PACK_INDEX: self.photos.index(photo),
-            PACK_SIZE: len(self.photos),
+            RECORD_PACK_NAME: self.name,
+            RECORD_PACK_INDEX: self.photos.index(photo),
+            RECORD_PACK_SIZE: len(self.photos),
         }
 
 
@@ -120,10 +116,12 @@ def submit_pack(gateway: BatchGateway, queue: str, definition: str, pack: Pack) 
 
 def place_of(record: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
     """The pack name and place a record notes (written before its pack's SubmitJob)."""
-    if not record or not record.get(PACK_NAME):
+    if not record or not record.get(RECORD_PACK_NAME):
         return None
-    attrs = {k: record[k] for k in (PACK_NAME, PACK_INDEX, PACK_SIZE) if k in record}
-    return str(record[PACK_NAME]), attrs
+    attrs = {
+        k: record[k] for k in (RECORD_PACK_NAME, RECORD_PACK_INDEX, RECORD_PACK_SIZE) if k in record
+    }
+    return str(record[RECORD_PACK_NAME]), attrs
 
 
 #: ``record(photo, batch_job_id, place)`` of the ingestor: the photo's SUBMITTED write.

@@ -43,7 +43,12 @@ from meshdrop_contract import (
     batch_job_name,
 )
 from meshdrop_contract.events import now_iso
-from meshdrop_contract.jobs import GSI_BY_STATE, GSI_BY_STATE_PK, GSI_BY_STATE_SK
+from meshdrop_contract.jobs import (
+    GSI_BY_STATE,
+    GSI_BY_STATE_PK,
+    GSI_BY_STATE_SK,
+    RECORD_PACK_NAME,
+)
 
 from ..common import batchjobs
 from ..common.clients import dynamodb_table
@@ -289,7 +294,7 @@ class Reconciler:
         recorded = str(item.get("batch_job_id") or "") or None
         jobs = {j["jobId"]: j for j in self.batch.describe([recorded] if recorded else [])}
         jobs |= {j["jobId"]: j for j in self.batch.find(job_id)}
-        if pack_name := str(item.get("pack_name") or ""):
+        if pack_name := str(item.get(RECORD_PACK_NAME) or ""):
             # Noted before its pack's SubmitJob: the pack may exist though the record is ACCEPTED.
             jobs |= {j["jobId"]: j for j in self.batch.find_named(pack_name)}
         if not jobs:
