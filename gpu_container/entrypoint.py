@@ -14,10 +14,9 @@ code drives the Batch retry strategy (:class:`meshdrop_contract.ExitCode`):
 * 75: transient trouble (throttling, network, memory); NO terminal event, Batch retries.
 * 70: a bug; one "Job Failed" (internal) event was sent.
 
-The work itself lives in :mod:`gpu_container.job`; this module is the thin process entry and
-re-exports the names tests and tools use. The generator is loaded once per process
-(:func:`load_generator`), so a warm container that runs several jobs pays for the model only
-once.
+The work itself lives in :mod:`gpu_container.job`; this module is the thin process entry. The
+generator is loaded once per process (:func:`load_generator`), so a pack's photos pay for the
+model only once.
 """
 
 from __future__ import annotations
@@ -30,58 +29,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpu_container import selfcheck
-from gpu_container.job.events import EventEmitter, ProgressReporter
-from gpu_container.job.failures import (
-    SourceError,
-    SupersededError,
-    TransientError,
-    is_transient,
-)
-from gpu_container.job.generator import generator_version, load_generator
-from gpu_container.job.pack import PackOutcome, run_pack
-from gpu_container.job.run import (
-    PROGRESS_DOWNLOADED,
-    PROGRESS_UPLOADING,
-    JobOutcome,
-    jsonable,
-    run_job,
-)
-from gpu_container.job.spec import ENV_BATCH_ATTEMPT, ENV_BATCH_JOB_ID, JobContext, read_context
-from gpu_container.job.storage import (
-    CONTENT_TYPES,
-    asset_metadata,
-    boto_client,
-    download_source,
-    ensure_current,
-    resolve_weights,
-)
+from gpu_container.job.generator import load_generator
+from gpu_container.job.pack import run_pack
+from gpu_container.job.run import run_job
+from gpu_container.job.spec import JobContext, read_context
+from gpu_container.job.storage import boto_client, resolve_weights
 from meshdrop_contract import ExitCode
-
-__all__ = [
-    "CONTENT_TYPES",
-    "ENV_BATCH_ATTEMPT",
-    "ENV_BATCH_JOB_ID",
-    "PROGRESS_DOWNLOADED",
-    "PROGRESS_UPLOADING",
-    "EventEmitter",
-    "JobOutcome",
-    "PackOutcome",
-    "ProgressReporter",
-    "SourceError",
-    "SupersededError",
-    "TransientError",
-    "asset_metadata",
-    "download_source",
-    "ensure_current",
-    "generator_version",
-    "is_transient",
-    "jsonable",
-    "load_generator",
-    "main",
-    "resolve_weights",
-    "run_job",
-    "run_pack",
-]
 
 log = logging.getLogger("meshdrop.entrypoint")
 

@@ -8,5 +8,5 @@
 * :mod:`.run`: one job end to end, mapping every outcome to an exit code.
 
 ``gpu_container/entrypoint.py`` stays the container's entry (``python -m
-gpu_container.entrypoint``) and re-exports the names tests and tools use.
+gpu_container.entrypoint``), a thin process entry.
 """

@@ -20,15 +20,10 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from gpu_container import entrypoint
-from gpu_container.entrypoint import (
-    CONTENT_TYPES,
-    EventEmitter,
-    ProgressReporter,
-    TransientError,
-    is_transient,
-    resolve_weights,
-    run_job,
-)
+from gpu_container.job.events import EventEmitter, ProgressReporter
+from gpu_container.job.failures import TransientError, is_transient
+from gpu_container.job.run import run_job
+from gpu_container.job.storage import CONTENT_TYPES, resolve_weights
 from gpu_container.meshgen import Generator
 from meshdrop.local.resources import JOB_ATTEMPTS
 from meshdrop.local.runner import retry_action

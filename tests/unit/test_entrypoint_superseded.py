@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
-from gpu_container.entrypoint import run_job
+from gpu_container.job.run import run_job
 from gpu_container.job.spec import read_context
 from meshdrop.local.resources import JOB_RETRY_STRATEGY
 from meshdrop.local.runner import retry_action
