@@ -19,12 +19,13 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 PERIOD = Duration.minutes(5)
-#: Where the reconciler publishes the age of the oldest job still RUNNABLE (Batch itself has
-#: no such metric). Dimension ``service`` is Powertools' default.
-RUNNABLE_AGE_NAMESPACE = "meshdrop"
+#: The functions' own metrics (Powertools, lambdas.common.observability): their namespace, and
+#: the ``service`` dimension Powertools adds to each.
+FUNCTIONS_NAMESPACE = "meshdrop"
+#: Published by the reconciler: the age of the oldest job still RUNNABLE (Batch has no such
+#: metric).
 RUNNABLE_AGE_METRIC = "OldestRunnableJobAgeSeconds"
-#: Powertools metric of the state function (lambdas.common.observability.MetricName): events
-#: that failed their schema and were dropped. Powertools adds the ``service`` dimension.
+#: Ingest and the state function: deliveries that failed their schema and were dropped.
 INVALID_EVENTS_METRIC = "InvalidEvents"
 #: Budget alerts: actual spend past 80 % of the limit, forecast past 100 %.
 BUDGET_ALERTS = (("ACTUAL", 80), ("FORECASTED", 100))
@@ -168,7 +169,7 @@ class MonitoringConstruct(Construct):
             "misconfiguration); the queue cancels it after the runnable timeout",
         )
         self.runnable_age_metric = cloudwatch.Metric(
-            namespace=RUNNABLE_AGE_NAMESPACE,
+            namespace=FUNCTIONS_NAMESPACE,
             metric_name=RUNNABLE_AGE_METRIC,
             dimensions_map={"service": "meshdrop"},
             period=PERIOD,
@@ -184,7 +185,7 @@ class MonitoringConstruct(Construct):
 
     def _invalid_events_alarm(self) -> None:
         self.invalid_events_metric = cloudwatch.Metric(
-            namespace=RUNNABLE_AGE_NAMESPACE,
+            namespace=FUNCTIONS_NAMESPACE,
             metric_name=INVALID_EVENTS_METRIC,
             dimensions_map={"service": "meshdrop"},
             period=PERIOD,
@@ -194,8 +195,8 @@ class MonitoringConstruct(Construct):
             "InvalidEvents",
             self.invalid_events_metric,
             threshold=1,
-            description="The state function dropped events that failed their schema (never "
-            "retried); its log says why ('invalid event dropped')",
+            description="Ingest or the state function dropped deliveries that failed their "
+            "schema (never retried); their logs say why",
         )
 
     def _budget(self, monthly_usd: int) -> budgets.CfnBudget:

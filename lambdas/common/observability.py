@@ -34,3 +34,11 @@ class MetricName:
     INVALID_EVENTS = "InvalidEvents"
     #: Generator events not believed (another Batch job or attempt, an asset it did not write).
     UNTRUSTED_EVENTS = "UntrustedEvents"
+    #: Stored items that fail their schema: not used (an upload is generated afresh instead).
+    INVALID_RECORDS = "InvalidRecords"
+    #: Folder placeholders, removals of unknown keys, S3 events that start no work.
+    IGNORED_EVENTS = "IgnoredEvents"
+    JOBS_SUPERSEDED = "JobsSuperseded"
+    SOURCES_DELETED = "SourcesDeleted"
+    #: A Batch job found already submitted for a job a crashed delivery left ACCEPTED.
+    SUBMITS_ADOPTED = "SubmitsAdopted"

@@ -1,19 +1,8 @@
-"""What ingest reports for each notice, its metric names and its retry signal."""
+"""What ingest reports for each notice, and its retry signal."""
 
 from __future__ import annotations
 
 from enum import StrEnum
-
-
-class IngestMetric:
-    """Ingest's own metric names, beside :class:`MetricName` (dashboards and alarms key on them)."""
-
-    INVALID_EVENTS = "InvalidEvents"  # malformed or unrecognised bodies, dropped
-    INVALID_RECORDS = "InvalidRecords"  # stored items that fail their schema, not used
-    IGNORED_EVENTS = "IgnoredEvents"  # folders, removals of unknown keys, other S3 events
-    JOBS_SUPERSEDED = "JobsSuperseded"
-    SOURCES_DELETED = "SourcesDeleted"
-    SUBMITS_ADOPTED = "SubmitsAdopted"  # a Batch job found already submitted for the job
 
 
 class Outcome(StrEnum):

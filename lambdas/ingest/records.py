@@ -19,7 +19,7 @@ from ..common.jobstore import PENDING_EVENT, SUBMIT_LEASE_UNTIL, SUBMIT_OWNER, J
 from ..common.observability import MetricName, logger, metrics
 from ..common.settings import IngestSettings
 from .access import Clock
-from .outcomes import IngestMetric, LeaseHeldError, Outcome
+from .outcomes import LeaseHeldError, Outcome
 from .shapes import is_valid
 
 #: ``emit(detail_type, detail, bus)`` of :mod:`lambdas.common.eventbus`, or a stand-in.
@@ -27,7 +27,7 @@ Publish = Callable[[DetailType, Mapping[str, Any], str], object]
 
 
 def invalid_record(what: str, item: Mapping[str, Any] | None) -> None:
-    metrics.add_metric(IngestMetric.INVALID_RECORDS, "Count", 1)
+    metrics.add_metric(MetricName.INVALID_RECORDS, "Count", 1)
     logger.warning(f"stored {what} fails its schema; not used", extra={"item": str(item)[:500]})
 
 
@@ -140,7 +140,7 @@ class JobRecords:
         )
         if not result.applied:
             return self.duplicate(result.item or {})
-        metrics.add_metric(IngestMetric.JOBS_SUPERSEDED, "Count", 1)
+        metrics.add_metric(MetricName.JOBS_SUPERSEDED, "Count", 1)
         self.emit_pending(job_id, event)
         return Outcome.SUPERSEDED
 

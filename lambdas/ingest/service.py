@@ -44,7 +44,7 @@ from ..common.observability import MetricName, logger, metrics
 from ..common.settings import IngestSettings
 from .access import Backoff, BatchGateway, Clock, Gone, Opened, SourceReader
 from .notices import Action, InvalidEventError, Notice, parse_body
-from .outcomes import IngestMetric, LeaseHeldError, Outcome
+from .outcomes import LeaseHeldError, Outcome
 from .packs import HeldPhoto, group, note_places, place_of, submit_pack
 from .records import JobRecords, invalid_record
 from .removal import remove_source
@@ -54,7 +54,7 @@ from .validation import RejectedInputError, check_size, inspect_image, read_chec
 _READ_CHUNK = 256 * 1024
 
 
-__all__ = ["IngestMetric", "Ingestor", "LeaseHeldError", "Outcome", "uploads_from_body"]
+__all__ = ["Ingestor", "LeaseHeldError", "Outcome", "uploads_from_body"]
 
 
 def _publish(detail_type: DetailType, detail: Mapping[str, Any], bus: str) -> object:
@@ -127,7 +127,7 @@ class Ingestor:
             notices = parse_body(body)
         except InvalidEventError as err:
             # No retry can make a malformed body valid: count it, say why, drop it.
-            metrics.add_metric(IngestMetric.INVALID_EVENTS, "Count", 1)
+            metrics.add_metric(MetricName.INVALID_EVENTS, "Count", 1)
             logger.warning("invalid event dropped", extra={"reason": str(err)})
             return [Outcome.INVALID]
         if not notices:
@@ -151,7 +151,7 @@ class Ingestor:
         if notice.action is Action.REMOVED:
             return self._removed(notice)
         if notice.action is not Action.CREATED:
-            metrics.add_metric(IngestMetric.IGNORED_EVENTS, "Count", 1)
+            metrics.add_metric(MetricName.IGNORED_EVENTS, "Count", 1)
             logger.info("ignoring an S3 event that creates nothing", extra=where)
             return Outcome.IGNORED
         job_id = job_id_for(notice.bucket, notice.key, notice.version)
@@ -166,9 +166,9 @@ class Ingestor:
             notice, self.store, self.reader, delete_assets=self.settings.delete_assets_with_source
         )
         if marked is None:
-            metrics.add_metric(IngestMetric.IGNORED_EVENTS, "Count", 1)
+            metrics.add_metric(MetricName.IGNORED_EVENTS, "Count", 1)
             return Outcome.IGNORED
-        metrics.add_metric(IngestMetric.SOURCES_DELETED, "Count", 1)
+        metrics.add_metric(MetricName.SOURCES_DELETED, "Count", 1)
         return Outcome.SOURCE_DELETED
 
     def _handle(self, job_id: str, notice: Notice) -> Outcome:
@@ -262,7 +262,7 @@ class Ingestor:
         if prior is not None and (found := self._find_submitted(job_id, prior)) is not None:
             # A previous holder submitted, then died before recording it: adopt its job.
             batch_job_id, place = found
-            metrics.add_metric(IngestMetric.SUBMITS_ADOPTED, "Count", 1)
+            metrics.add_metric(MetricName.SUBMITS_ADOPTED, "Count", 1)
             logger.warning("found the job already submitted", extra={"batch_job_id": batch_job_id})
             return self._record_submitted(
                 job_id, upload, options, asset_key, sha256, batch_job_id, place
@@ -365,7 +365,7 @@ class Ingestor:
         other = self._end_early(job_id, JobState.SUPERSEDED, {**base, **fields}, fields, event)
         if other is not None:
             return other
-        metrics.add_metric(IngestMetric.JOBS_SUPERSEDED, "Count", 1)
+        metrics.add_metric(MetricName.JOBS_SUPERSEDED, "Count", 1)
         self.records.emit_pending(job_id, event)
         return Outcome.SUPERSEDED
 
