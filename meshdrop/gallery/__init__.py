@@ -145,8 +145,10 @@ def _preview(
     if asset:
         return '<div class="nopreview">no 3D preview for this format</div>'
     if _reason_in_preview(entry, urls):  # a failed or rejected job: why, where the model would be
+        # A superseded job is no failure: a newer upload of the key made (or makes) the asset.
+        kind = "" if _status(entry) == JobState.SUPERSEDED.value else " problem"
         return (
-            f'<div class="nopreview problem"><p class="reason">{e(_status(entry).lower())}: '
+            f'<div class="nopreview{kind}"><p class="reason">{e(_status(entry).lower())}: '
             f"{e(entry.error or '')}</p></div>"
         )
     return '<div class="nopreview">no asset</div>'

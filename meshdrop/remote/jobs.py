@@ -64,7 +64,8 @@ class JobRecord:
     def from_item(cls, item: Mapping[str, Any]) -> JobRecord:
         data = from_dynamo(item)
         job_id = data.get("job_id") or str(data.get(TABLE_PK, "")).removeprefix(JOB_PK_PREFIX)
-        error = data.get("error")
+        # A superseded or deleted photo's job says why in ``reason``: no error, but the why.
+        error = data.get("error") or data.get("reason")
         if isinstance(error, Mapping):
             # Writers may store a structured error; people want its reason.
             error = error.get("reason") or error.get("message") or str(error)

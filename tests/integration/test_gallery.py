@@ -473,3 +473,16 @@ def test_gallery_command_downloads_what_the_stack_finished(stack: Stack, tmp_pat
         assert shown.getpixel((24, 24))[1] > 60
     assert photo_version and "image too small" in " ".join(page.text)
     assert "old failure" not in " ".join(page.text)
+
+
+def test_a_superseded_job_is_shown_as_such_not_as_a_problem(tmp_path: Path) -> None:
+    reason = "a newer upload of images/uploaded/mug.jpg replaced this version"
+    entries = [
+        GalleryEntry(name="images/uploaded/mug.jpg", status=JobState.SUPERSEDED, error=reason)
+    ]
+    text = write_gallery(tmp_path, entries, title="run").read_text()
+    page = parse(text)
+    assert [c["data-status"] for c in page.all("article")] == ["SUPERSEDED"]
+    assert f"superseded: {reason}" in " ".join(page.text)
+    assert 'class="nopreview problem"' not in text  # neutral, not the failure style
+    assert '<section class="problems"' not in text  # nothing went wrong

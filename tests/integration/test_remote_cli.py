@@ -322,10 +322,16 @@ def test_status_of_a_job_a_key_and_the_summary(stack: Stack) -> None:
     url = f"s3://{stack.bucket}/images/uploaded/bad.jpg"
     assert invoke_json("status", url, *stack.flags)["error"] == "image too small"
 
+    # A superseded job is no error, but the record says why in ``reason``: status shows it.
+    old = stack.put_photo("images/uploaded/old.jpg", (5, 5, 5))
+    why = "a newer upload of images/uploaded/old.jpg replaced this version"
+    stack.record(old, "images/uploaded/old.jpg", JobState.SUPERSEDED, reason=why)
+    assert invoke_json("status", old, *stack.flags)["error"] == why
+
     summary = invoke_json("status", *stack.flags)
     assert summary["counts"] == {
         "ACCEPTED": 0, "SUBMITTED": 0, "RUNNING": 1, "SUCCEEDED": 1, "FAILED": 0, "REJECTED": 1,
-        "SUPERSEDED": 0,
+        "SUPERSEDED": 1,
     }  # fmt: skip
     assert summary["recent"][-1]["job_id"] == first  # oldest update last
 
