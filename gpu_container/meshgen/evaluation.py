@@ -13,10 +13,13 @@ loading, background removal, reconstruction, export). Reported per case and as a
   diagonal, after the best rigid alignment with scale (ICP started from 12 turns about Y);
 * ``chamfer``: symmetric mean Chamfer distance, in units of that diagonal.
 
-Then the real photos of :mod:`.real_photos` (public domain / CC0, bundled with scikit-image,
-hand-made masks): per photo whether an asset was made or the photo refused (and why), the
-IoU of the segmentation against the hand mask (``mask IoU``), the asset's front-view IoU
-against that segmentation (``asset IoU``, the generator's own gate) and the seconds taken.
+Then the busy-background composites of :mod:`.composites` (the cluttered path's tuning
+set: rendered objects on CC0 texture photos): per composite the path taken, the mask IoU
+against the rendered outline and the seconds. Then the real photos of :mod:`.real_photos`
+(public domain / CC0, bundled with scikit-image, hand-made masks): per photo whether an
+asset was made or the photo refused (and why), the IoU of the segmentation against the hand
+mask (``mask IoU``), the asset's front-view IoU against that segmentation (``asset IoU``, the
+generator's own gate) and the seconds taken.
 """
 
 from __future__ import annotations
@@ -281,6 +284,43 @@ def run_photo(generator: Generator, name: str, *, preset: Preset) -> PhotoResult
     )
 
 
+@dataclass
+class CompositeResult:
+    case: str
+    method: str  # segmentation path, or "refused"
+    mask_iou: float  # nan when refused
+    seconds: float
+    reason: str
+
+
+def run_composite(name: str, *, preset: Preset) -> CompositeResult:
+    """One composite through segmentation, as a JPEG upload (quality 90) would arrive."""
+    from .background import BackgroundRemover
+    from .composites import cases
+
+    canvas, truth = cases()[name]()
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+    start = time.perf_counter()
+    try:
+        seg = BackgroundRemover.shared().segment(
+            load_image(buf.getvalue()), size=JobOptions(preset=preset).preset_spec.image_size
+        )
+    except BadInputError as exc:
+        return CompositeResult(name, "refused", float("nan"), time.perf_counter() - start, str(exc))
+    seconds = time.perf_counter() - start
+    inside = crop_truth(truth, seg.crop_box, seg.mask.shape[0])
+    value = mask_iou(seg.mask > 0.5, inside)
+    return CompositeResult(name, seg.method, round(value, 4), round(seconds, 3), "")
+
+
+def evaluate_composites(*, preset: Preset = Preset.BALANCED) -> list[CompositeResult]:
+    """Every composite of :func:`.composites.cases`, in order."""
+    from .composites import cases
+
+    return [run_composite(name, preset=preset) for name in cases()]
+
+
 def evaluate_photos(
     *, preset: Preset = Preset.BALANCED, generator: Generator | None = None
 ) -> list[PhotoResult]:
@@ -340,6 +380,18 @@ def _print_photos(results: list[PhotoResult]) -> None:
         )
 
 
+def _print_composites(results: list[CompositeResult]) -> None:
+    header = f"{'composite':28} {'bg':9} {'maskIoU':>7} {'s':>5}  reason"
+    print("\nbusy-background composites (tuning set of the cluttered path)")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(f"{r.case:28} {r.method:9} {r.mask_iou:7.3f} {r.seconds:5.2f}  {r.reason[:60]}")
+    values = [r.mask_iou for r in results]
+    print("-" * len(header))
+    print(f"{'mean / worst':28} {'':9} {np.nanmean(values):7.3f} / {np.nanmin(values):.3f}")
+
+
 Case = tuple[str, float, float, str]
 
 
@@ -363,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         help="ablation: use this prior for every object (e.g. inflation = the 'balloon' baseline)",
     )
     parser.add_argument(
-        "--only", choices=["scenes", "held-out", "photos"], help="run one part only"
+        "--only",
+        choices=["scenes", "held-out", "composites", "photos"],
+        help="run one part only",
     )
     args = parser.parse_args(argv)
     preset = Preset(args.preset)
@@ -374,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         out["held_out"], out["held_out_mean"] = _scene_table(
             preset, args.size, args.force_prior, HELD_OUT
         )
+    if args.only in (None, "composites"):
+        out["composites"] = evaluate_composites(preset=preset)
     if args.only in (None, "photos"):
         out["photos"] = evaluate_photos(preset=preset)
     if args.json:
@@ -388,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         if key in out:
             print(f"\n{title}")
             _print_scenes(out[key], out[mean_key])  # type: ignore[arg-type]
+    if "composites" in out:
+        _print_composites(out["composites"])  # type: ignore[arg-type]
     if "photos" in out:
         _print_photos(out["photos"])  # type: ignore[arg-type]
     return 0

@@ -1,0 +1,106 @@
+"""Busy-background composites: rendered objects of known outline on real CC0 texture photos.
+
+The tuning set of the cluttered-background path (``segmentation.clutter``). The backgrounds
+are scikit-image's CC0 texture photos (brick wall, grass, gravel), tinted: busy,
+high-contrast clutter that the plain-backdrop path cannot model. The objects are ray-marched
+by :mod:`.scenes`, so their true outline is known to the pixel. The real photos of
+:mod:`.real_photos` are kept for reporting; these composites are what the path is tuned on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from .scenes import render, scenes
+
+#: Tint of each texture photo (RGB, 0..255 for white).
+TEXTURES: dict[str, tuple[int, int, int]] = {
+    "brick": (230, 200, 180),
+    "grass": (150, 220, 120),
+    "gravel": (220, 220, 230),
+}
+#: Composite size (rows, columns).
+H, W = 360, 480
+
+
+def backdrop(texture: str) -> np.ndarray:
+    """(H, W, 3) float32 tinted texture photo, 0..255."""
+    from skimage import data
+
+    grey = np.asarray(getattr(data, texture)(), dtype=np.float32) / 255.0
+    grey = cv2.resize(grey, (W, H), interpolation=cv2.INTER_AREA)
+    return grey[:, :, None] * np.asarray(TEXTURES[texture], dtype=np.float32)
+
+
+def paste(
+    canvas: np.ndarray, mask: np.ndarray, obj: str, size: int, cx: int, cy: int, yaw: float = 20
+) -> None:
+    """Render ``obj`` at ``size`` px and paste it centred at (cx, cy), clipped to the frame.
+
+    ``canvas`` (H, W, 3) float and ``mask`` (H, W) bool are changed in place.
+    """
+    rgb, m = render(scenes()[obj], size=size, yaw_deg=yaw, elevation_deg=10)
+    y0, x0 = cy - size // 2, cx - size // 2
+    ys, xs = np.nonzero(m)  # (n,) int each
+    ty, tx = ys + y0, xs + x0
+    inside = (ty >= 0) & (ty < canvas.shape[0]) & (tx >= 0) & (tx < canvas.shape[1])
+    canvas[ty[inside], tx[inside]] = rgb[ys[inside], xs[inside]]
+    mask[ty[inside], tx[inside]] = True
+
+
+def on_texture(
+    texture: str, obj: str, size: int = 300, centre: tuple[int, int] = (240, 190), yaw: float = 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) float32 composite of ``obj`` on ``texture`` and its (H, W) bool outline."""
+    canvas, truth = backdrop(texture), np.zeros((H, W), dtype=bool)
+    paste(canvas, truth, obj, size, *centre, yaw=yaw)
+    return canvas, truth
+
+
+def light_pool(obj: str) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) float32 dusk sky over grass with a pale light pool left of centre, ``obj`` at
+    the right of centre, and the (H, W) bool truth.
+
+    The pool is larger than the object, as central and of colours the border never shows
+    (like the sky paling low between two towers); it fades smoothly into the dark sky.
+    """
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)  # (H, W) float each
+    glow = np.exp(-0.5 * (((xx - 190) / 85) ** 2 + ((yy - 175) / 55) ** 2))[:, :, None]
+    dark, pale = np.array([40, 55, 110], np.float32), np.array([215, 220, 235], np.float32)
+    sky = dark * (1 - glow) + pale * glow + rng.normal(0, 1.5, (H, W, 1)).astype(np.float32)
+    canvas = np.where((yy >= 250)[:, :, None], backdrop("grass"), sky).astype(np.float32)
+    truth = np.zeros((H, W), dtype=bool)
+    paste(canvas, truth, obj, 220, 330, 170)
+    return canvas, truth
+
+
+def with_distractor() -> tuple[np.ndarray, np.ndarray]:
+    """A bottle right of centre on brick and a small sphere in the top-left corner; the
+    truth is the bottle alone."""
+    canvas, truth = backdrop("brick"), np.zeros((H, W), dtype=bool)
+    paste(canvas, truth, "bottle", 260, 250, 180)
+    paste(canvas, np.zeros_like(truth), "sphere", 110, 60, 80)
+    return canvas, truth
+
+
+Builder = Callable[[], tuple[np.ndarray, np.ndarray]]
+
+
+def cases() -> dict[str, Builder]:
+    """Every composite of the tuning set by name (``"mug/gravel"``), built on demand."""
+    out: dict[str, Builder] = {}
+    for texture in sorted(TEXTURES):
+        for obj in ("box", "mug", "bottle"):
+            out[f"{obj}/{texture}"] = lambda t=texture, o=obj: on_texture(t, o)
+    for obj in ("box", "mug", "bottle"):
+        out[f"{obj}/light-pool"] = lambda o=obj: light_pool(o)
+    for texture in sorted(TEXTURES):
+        out[f"tall bottle/{texture}"] = lambda t=texture: on_texture(
+            t, "bottle", 340, (240, 180), yaw=0
+        )
+    out["bottle + distractor/brick"] = with_distractor
+    return out
