@@ -167,6 +167,7 @@ class MeshdropStack(Stack):
             code=code,
             environment={
                 wiring.ENV_TOPIC_ARN: self.notifications.topic.topic_arn,
+                wiring.ENV_BUCKET_NAME: self.storage.bucket.bucket_name,
                 wiring.ENV_JOB_TTL_DAYS: str(s.job_ttl_days),
                 wiring.ENV_ERROR_FILES: _flag(s.error_files),
                 **powertools,

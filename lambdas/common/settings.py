@@ -13,6 +13,7 @@ from functools import cache
 
 from meshdrop_contract import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from meshdrop_contract.wiring import (
+    ENV_BUCKET_NAME,
     ENV_DELETE_ASSETS_WITH_SOURCE,
     ENV_ERROR_FILES,
     ENV_EVENT_BUS_NAME,
@@ -147,6 +148,8 @@ class StateSettings:
     job_ttl_days: int = DEFAULT_JOB_TTL_DAYS
     #: A FAILED job leaves ``<name>.error.json`` beside its asset; a success removes it.
     error_files: bool = True
+    #: The stack's photo bucket; events naming another are not believed. ``None``: unchecked.
+    bucket_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StateSettings:
@@ -156,6 +159,7 @@ class StateSettings:
             topic_arn=required(env, ENV_TOPIC_ARN),
             job_ttl_days=positive_int(env, ENV_JOB_TTL_DAYS, DEFAULT_JOB_TTL_DAYS),
             error_files=error_files_enabled(env),
+            bucket_name=env.get(ENV_BUCKET_NAME, "").strip() or None,
         )
 
 

@@ -18,6 +18,8 @@ from meshdrop_contract import DetailType
 from meshdrop_contract.jobs import ASSET_META_JOB_ID
 from meshdrop_contract.wiring import S3_NOT_FOUND_CODES
 
+#: No asset there: not found, or no such bucket (a record recreated from an event may name one).
+_NO_ASSET_CODES = S3_NOT_FOUND_CODES | {"NoSuchBucket"}
 #: Events the generator emits; ingest emits Accepted/Rejected (and reused successes).
 GENERATOR_TYPES = frozenset(
     {DetailType.PROGRESS, DetailType.SUCCEEDED, DetailType.FAILED, DetailType.SUPERSEDED}
@@ -54,10 +56,12 @@ def asset_problem(
     key = record.get("asset_key") or detail.get("asset_key")
     if detail.get("asset_key") != key:
         return f"the event names asset {detail.get('asset_key')!r}; the job's is {key!r}"
+    if detail.get("bucket") not in (None, bucket):
+        return f"the event names bucket {detail.get('bucket')!r}; the job's is {bucket!r}"
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as err:
-        if str(err.response.get("Error", {}).get("Code")) in S3_NOT_FOUND_CODES:
+        if str(err.response.get("Error", {}).get("Code")) in _NO_ASSET_CODES:
             return f"asset s3://{bucket}/{key} does not exist"
         raise
     metadata = cast("Mapping[str, str]", head.get("Metadata") or {})

@@ -41,6 +41,11 @@ def _pick(detail: Mapping[str, Any], *names: str) -> dict[str, Any]:
 
 def apply_meshdrop(applier: StateApplier, kind: DetailType, detail: Mapping[str, Any]) -> Applied:
     job_id = str(detail["job_id"])
+    ours = applier.settings.bucket_name
+    if ours is not None and detail.get("bucket") not in (None, ours):
+        # Any role that may put events on the bus could name any bucket: nothing outside this
+        # stack's bucket is looked at, recorded or recreated.
+        return _not_believed(job_id, f"the event names bucket {detail['bucket']!r}, not {ours!r}")
     if kind is DetailType.ACCEPTED:
         return _accepted(applier, job_id, detail)
     if kind is DetailType.REJECTED:
@@ -53,10 +58,14 @@ def apply_meshdrop(applier: StateApplier, kind: DetailType, detail: Mapping[str,
         return applier.finish(job_id, WriteResult(applied=False, item=None), changed=False)
     problem = _distrust(applier, kind, record, detail, job_id)
     if problem is not None:
-        metrics.add_metric(name=MetricName.UNTRUSTED_EVENTS, unit="Count", value=1)
-        logger.warning("generator event not believed", extra={"job_id": job_id, "reason": problem})
-        return ignored(problem, job_id)
+        return _not_believed(job_id, problem)
     return _apply_generator(applier, kind, detail, job_id)
+
+
+def _not_believed(job_id: str, problem: str) -> Applied:
+    metrics.add_metric(name=MetricName.UNTRUSTED_EVENTS, unit="Count", value=1)
+    logger.warning("meshdrop event not believed", extra={"job_id": job_id, "reason": problem})
+    return ignored(problem, job_id)
 
 
 def _distrust(

@@ -31,6 +31,7 @@ from meshdrop_contract.jobs import (
     TTL_ATTRIBUTE,
 )
 from meshdrop_contract.wiring import (
+    ENV_BUCKET_NAME,
     ENV_EVENT_BUS_NAME,
     ENV_JOB_DEFINITION,
     ENV_JOB_QUEUE,
@@ -140,6 +141,7 @@ class LocalResources:
             ENV_JOB_QUEUE: self.job_queue_arn,
             ENV_JOB_DEFINITION: self.job_definition_arn,
             ENV_TOPIC_ARN: self.topic_arn,
+            ENV_BUCKET_NAME: self.bucket,
             ENV_JOB_TTL_DAYS: str(job_ttl_days),
             "POWERTOOLS_SERVICE_NAME": "meshdrop",
             "POWERTOOLS_METRICS_NAMESPACE": "meshdrop",

@@ -55,6 +55,7 @@ def test_state_function_is_configured_from_the_contract(template: Template) -> N
     env = props["Environment"]["Variables"]
     assert logical_ref(env[wiring.ENV_TABLE_NAME]).startswith("StateJobs")
     assert logical_ref(env[wiring.ENV_TOPIC_ARN]).startswith("NotificationsTopic")
+    assert logical_ref(env[wiring.ENV_BUCKET_NAME]).startswith("StorageBucket")
     assert env[wiring.ENV_JOB_TTL_DAYS] == "90"
     assert props["TracingConfig"] == {"Mode": "Active"}
 

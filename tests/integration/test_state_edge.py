@@ -283,6 +283,23 @@ def test_generator_events_of_another_batch_job_are_not_believed(
     assert stack.notifications() == []
 
 
+def test_events_about_another_bucket_are_not_believed_nor_recorded(
+    stack: Stack, job_id: str, counted: list[str]
+) -> None:
+    event = meshdrop_event("job-succeeded", stack, job_id)
+    event["detail"]["bucket"] = "someone-elses-bucket"
+    result = stack.state(event)
+    assert result["outcome"] == "ignored" and "someone-elses-bucket" in result["reason"]
+    assert MetricName.UNTRUSTED_EVENTS in counted
+    assert (stack.job(job_id) or {})["state"] == "SUBMITTED"
+    # An Accepted for a job without a record would recreate it: not for a foreign bucket.
+    accepted = meshdrop_event("job-accepted", stack, "e" * 32)
+    accepted["detail"]["bucket"] = "someone-elses-bucket"
+    assert stack.state(accepted)["outcome"] == "ignored"
+    assert stack.job("e" * 32) is None
+    assert stack.notifications() == []
+
+
 def test_a_success_without_its_asset_is_not_believed(stack: Stack, job_id: str) -> None:
     event = meshdrop_event("job-succeeded", stack, job_id)
     stack.s3.delete_object(Bucket=stack.res.bucket, Key=event["detail"]["asset_key"])

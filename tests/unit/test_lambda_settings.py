@@ -43,6 +43,9 @@ def test_state_settings_need_the_topic() -> None:
     settings = StateSettings.from_env({"TABLE_NAME": "jobs", "TOPIC_ARN": "arn:t"})
     with pytest.raises(AttributeError):
         settings.topic_arn = "other"  # type: ignore[misc]
+    assert settings.bucket_name is None  # events' buckets unchecked, as before the setting
+    env = {"TABLE_NAME": "jobs", "TOPIC_ARN": "arn:t", "BUCKET_NAME": " photos "}
+    assert StateSettings.from_env(env).bucket_name == "photos"
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")
