@@ -287,6 +287,7 @@ def run_photo(generator: Generator, name: str, *, preset: Preset) -> PhotoResult
 @dataclass
 class CompositeResult:
     case: str
+    role: str  # "tune" | "held-out"
     method: str  # segmentation path, or "refused"
     mask_iou: float  # nan when refused
     seconds: float
@@ -296,9 +297,11 @@ class CompositeResult:
 def run_composite(name: str, *, preset: Preset) -> CompositeResult:
     """One composite through segmentation, as a JPEG upload (quality 90) would arrive."""
     from .background import BackgroundRemover
-    from .composites import cases
+    from .composites import cases, held_out_cases
 
-    canvas, truth = cases()[name]()
+    tuning = cases()
+    role = "tune" if name in tuning else "held-out"
+    canvas, truth = {**tuning, **held_out_cases()}[name]()
     buf = io.BytesIO()
     Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
     start = time.perf_counter()
@@ -307,18 +310,20 @@ def run_composite(name: str, *, preset: Preset) -> CompositeResult:
             load_image(buf.getvalue()), size=JobOptions(preset=preset).preset_spec.image_size
         )
     except BadInputError as exc:
-        return CompositeResult(name, "refused", float("nan"), time.perf_counter() - start, str(exc))
+        seconds = time.perf_counter() - start
+        return CompositeResult(name, role, "refused", float("nan"), seconds, str(exc))
     seconds = time.perf_counter() - start
     inside = crop_truth(truth, seg.crop_box, seg.mask.shape[0])
     value = mask_iou(seg.mask > 0.5, inside)
-    return CompositeResult(name, seg.method, round(value, 4), round(seconds, 3), "")
+    return CompositeResult(name, role, seg.method, round(value, 4), round(seconds, 3), "")
 
 
 def evaluate_composites(*, preset: Preset = Preset.BALANCED) -> list[CompositeResult]:
-    """Every composite of :func:`.composites.cases`, in order."""
-    from .composites import cases
+    """Every composite: the tuning set (:func:`.composites.cases`), then the held-out desks."""
+    from .composites import cases, held_out_cases
 
-    return [run_composite(name, preset=preset) for name in cases()]
+    names = [*cases(), *held_out_cases()]
+    return [run_composite(name, preset=preset) for name in names]
 
 
 def evaluate_photos(
@@ -381,15 +386,24 @@ def _print_photos(results: list[PhotoResult]) -> None:
 
 
 def _print_composites(results: list[CompositeResult]) -> None:
-    header = f"{'composite':28} {'bg':9} {'maskIoU':>7} {'s':>5}  reason"
-    print("\nbusy-background composites (tuning set of the cluttered path)")
+    header = f"{'composite':40} {'role':8} {'bg':9} {'maskIoU':>7} {'s':>5}  reason"
+    print("\nbusy-background composites (the cluttered path's tuning set, then held-out desks)")
     print(header)
     print("-" * len(header))
     for r in results:
-        print(f"{r.case:28} {r.method:9} {r.mask_iou:7.3f} {r.seconds:5.2f}  {r.reason[:60]}")
-    values = [r.mask_iou for r in results]
+        print(
+            f"{r.case:40} {r.role:8} {r.method:9} {r.mask_iou:7.3f} {r.seconds:5.2f}  "
+            f"{r.reason[:60]}"
+        )
     print("-" * len(header))
-    print(f"{'mean / worst':28} {'':9} {np.nanmean(values):7.3f} / {np.nanmin(values):.3f}")
+    for role in ("tune", "held-out"):
+        values = [r.mask_iou for r in results if r.role == role]
+        refused = sum(np.isnan(v) for v in values)
+        if values:
+            print(
+                f"{'mean / worst, ' + role:40} {'':8} {'':9} {np.nanmean(values):7.3f} / "
+                f"{np.nanmin(values):.3f}, {refused} refused"
+            )
 
 
 Case = tuple[str, float, float, str]

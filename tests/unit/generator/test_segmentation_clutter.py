@@ -14,7 +14,16 @@ from PIL import Image
 
 from gpu_container.meshgen import evaluation
 from gpu_container.meshgen.background import BackgroundRemover, Segmentation
-from gpu_container.meshgen.composites import TEXTURES, H, W, backdrop, cases, light_pool, paste
+from gpu_container.meshgen.composites import (
+    TEXTURES,
+    H,
+    W,
+    backdrop,
+    cases,
+    held_out_cases,
+    light_pool,
+    paste,
+)
 from gpu_container.meshgen.errors import BadInputError
 from gpu_container.meshgen.evaluation import crop_truth
 from gpu_container.meshgen.image import load_image
@@ -91,8 +100,10 @@ def test_border_reach_follows_smooth_gradients_and_stops_at_outlines() -> None:
 def test_a_close_up_is_refused_and_says_why() -> None:
     canvas, truth = backdrop("grass"), np.zeros((H, W), dtype=bool)
     paste(canvas, truth, "box", 700, 110, 180)  # runs off the top, bottom and left
-    # Its colour is then a border colour, so it is "background"; what is left is a speck.
-    with pytest.raises(BadInputError, match=r"touches three edges|only a small detail"):
+    # Its colour is then a border colour, so it is "background"; what is left is a speck of
+    # it in shade, or (since shadows of border colours are background too) nothing at all.
+    pattern = r"touches three edges|only a small detail|nothing stands out from the background"
+    with pytest.raises(BadInputError, match=pattern):
         segment(canvas)
 
 
@@ -187,8 +198,8 @@ def test_make_eval_prints_the_composites_and_they_hold_their_tuned_level(
 ) -> None:
     assert evaluation.main(["--only", "composites", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["composites"]
-    assert [r["case"] for r in rows] == list(cases())
+    assert [r["case"] for r in rows] == [*cases(), *held_out_cases()]
     assert {r["method"] for r in rows} == {"grabcut"}
-    values = [r["mask_iou"] for r in rows]
-    # Where the second cut left them (mean 0.974, worst 0.912), less a margin for platforms.
-    assert float(np.mean(values)) >= 0.96 and min(values) >= 0.89
+    tune = [r["mask_iou"] for r in rows if r["role"] == "tune"]
+    # Where the tuning left them (mean TUNE_MEAN, worst TUNE_WORST), less a platform margin.
+    assert float(np.mean(tune)) >= 0.95 and min(tune) >= 0.78
