@@ -4,11 +4,12 @@ Two kinds: an object pasted on one texture (``on_texture``, ``light_pool``), and
 photo of a thing on a desk (``on_desk``): a textured desk, a wall behind it, a contact shadow
 and sensor noise.
 
-The tuning set of the cluttered-background path (``segmentation.clutter``). The backgrounds
-are scikit-image's CC0 texture photos (brick wall, grass, gravel), tinted: busy,
-high-contrast clutter that the plain-backdrop path cannot model. The objects are ray-marched
-by :mod:`.scenes`, so their true outline is known to the pixel. The real photos of
-:mod:`.real_photos` are kept for reporting; these composites are what the path is tuned on.
+The tuning set of the cluttered-background path (``segmentation.clutter``), and a few desk
+scenes kept apart from it (``held_out_cases``). The backgrounds are scikit-image's CC0
+texture photos (brick wall, grass, gravel), tinted: busy, high-contrast clutter that the
+plain-backdrop path cannot model. The objects are ray-marched by :mod:`.scenes`, so their
+true outline is known to the pixel. The real photos of :mod:`.real_photos` are kept for
+reporting; these composites are what the path is tuned on.
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ loading, background removal, reconstruction, export). Reported per case and as a
   diagonal, after the best rigid alignment with scale (ICP started from 12 turns about Y);
 * ``chamfer``: symmetric mean Chamfer distance, in units of that diagonal.
 
-Then the busy-background composites of :mod:`.composites` (the cluttered path's tuning
-set: rendered objects on CC0 texture photos): per composite the path taken, the mask IoU
-against the rendered outline and the seconds. Then the real photos of :mod:`.real_photos`
+Then the busy-background composites of :mod:`.composites` (rendered objects on CC0 texture
+photos and on desks in front of walls: the cluttered path's tuning set, then desk scenes held
+out from it): per composite the path taken, the mask IoU against the rendered outline and the
+seconds. Then the real photos of :mod:`.real_photos`
 (public domain / CC0, bundled with scikit-image, hand-made masks): per photo whether an
 asset was made or the photo refused (and why), the IoU of the segmentation against the hand
 mask (``mask IoU``), the asset's front-view IoU against that segmentation (``asset IoU``, the

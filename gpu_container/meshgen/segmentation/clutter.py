@@ -4,9 +4,11 @@ No weights. The photo's border shows the background (a desk, a floor, a shelf, a
 colours, clustered, are what the background looks like. Pixels unlike every sizeable border
 cluster, weighted towards the middle of the frame (people centre what they photograph), seed
 OpenCV's GrabCut, which learns colour models of object and background and cuts along the
-image's edges. Of what it finds, the object nearest the centre is kept. A second GrabCut at
-work resolution, in a band around that outline, recovers what the small cut blurred away
-(thin parts, a narrow rim), and a guided filter snaps the result to the photo's edges.
+image's edges; a border colour in shadow does not count as unlike it. Of what GrabCut finds,
+the object nearest the centre is kept. A second GrabCut at work resolution, in a band around
+that outline, recovers what the small cut ate (a narrow rim, a shaded side), smooth shaded
+faces beside the object are added back (:mod:`.faces`), and a guided filter snaps the result
+to the photo's edges.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ CHROMA_BINS = 32
 SHADOW_DARKEST = 0.4
 #: Second cut, at work resolution: the band around the small cut's outline whose pixels it
 #: may still flip, as a share of the object's longer side, and its iterations. Set on the
-#: composites of tests/unit/generator/test_segmentation_clutter.py (mean mask IoU 0.950 to
-#: 0.975 there, worst case 0.892 to 0.912); wider bands let clutter in.
+#: texture composites of ``meshgen/composites.py`` (mean mask IoU 0.950 to 0.974 there, worst
+#: case 0.892 to 0.912); wider bands let clutter in.
 RECUT_BAND = 0.12
 RECUT_ITERATIONS = 3
 #: Longest side (pixels) of the second cut's window: its cost grows with the pixel count.
@@ -306,9 +308,11 @@ def recut(work: np.ndarray, coarse: np.ndarray, band: float = RECUT_BAND) -> np.
     Deep inside the coarse mask is surely object and far outside it surely background; the band
     between (``band`` times the object's longer side, each way) is left for GrabCut to decide
     from colour models learnt on this photo at full resolution. This recovers what the coarse
-    cut lost by working small (a thin antenna, a rim a few pixels wide) without letting the
-    search wander off into the clutter. The photo's outermost strip stays background unless
-    the coarse mask already reached it, so the cut cannot leak along the frame.
+    cut lost by working small (a rim a few pixels wide, the end of a bottle) without letting
+    the search wander off into the clutter; a thin part the coarse cut lost entirely stays
+    lost (it lies outside the band, or costs GrabCut more edge than it gains). The photo's
+    outermost strip stays background unless the coarse mask already reached it, so the cut
+    cannot leak along the frame.
 
     Parameters
     ----------
