@@ -305,9 +305,9 @@ def _refine(work: np.ndarray, chosen: np.ndarray) -> np.ndarray:
 def recut(work: np.ndarray, coarse: np.ndarray, band: float = RECUT_BAND) -> np.ndarray:
     """GrabCut again at full resolution, only in a band around a coarse object mask.
 
-    Deep inside the coarse mask is surely object and far outside it surely background; the band
-    between (``band`` times the object's longer side, each way) is left for GrabCut to decide
-    from colour models learnt on this photo at full resolution. This recovers what the coarse
+    Far outside the coarse mask is surely background; the mask itself and a band around it
+    (``band`` times the object's longer side) are left for GrabCut to decide from colour models
+    learnt on this photo at full resolution. This recovers what the coarse
     cut lost by working small (a rim a few pixels wide, the end of a bottle) without letting
     the search wander off into the clutter; a thin part the coarse cut lost entirely stays
     lost (it lies outside the band, or costs GrabCut more edge than it gains). The photo's
@@ -339,8 +339,9 @@ def recut(work: np.ndarray, coarse: np.ndarray, band: float = RECUT_BAND) -> np.
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     labels = np.full(inside.shape, cv2.GC_BGD, dtype=np.uint8)
     labels[cv2.dilate(inside, disk) > 0] = cv2.GC_PR_BGD
+    # Inside is only probable object: a handle's opening, which the small cut closed, can
+    # open again (texture composites' mugs 0.91-0.92 -> 0.96-0.99 mask IoU).
     labels[inside > 0] = cv2.GC_PR_FGD
-    labels[cv2.erode(inside, disk) > 0] = cv2.GC_FGD
     frame = np.zeros((h, w), dtype=bool)
     s = max(2, round(0.01 * max(h, w)))
     frame[:s], frame[-s:], frame[:, :s], frame[:, -s:] = True, True, True, True
