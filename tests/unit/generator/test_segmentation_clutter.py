@@ -192,6 +192,20 @@ def test_recut_keeps_the_photo_frame_as_background_and_passes_through_edge_cases
     assert recut(rgb, full).all()  # nothing left to learn the background from
 
 
+def test_recut_that_loses_the_object_is_not_believed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An "object" cut out of the gravel itself: GrabCut at full resolution finds nothing to
+    # tell it from its surroundings and would drop all of it.
+    from gpu_container.meshgen.segmentation import clutter
+
+    rgb = np.clip(backdrop("gravel"), 0, 255).astype(np.uint8)
+    coarse = np.zeros((H, W), dtype=bool)
+    coarse[100:260, 160:320] = True
+    monkeypatch.setattr(clutter, "RECUT_KEEP", 0.0)
+    assert not recut(rgb, coarse).any()
+    monkeypatch.setattr(clutter, "RECUT_KEEP", 0.5)
+    assert (recut(rgb, coarse) == coarse).all()  # the coarse cut stands
+
+
 @pytest.mark.slow
 def test_make_eval_prints_the_composites_and_they_hold_their_tuned_level(
     capsys: pytest.CaptureFixture[str],
