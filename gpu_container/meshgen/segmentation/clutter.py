@@ -43,10 +43,13 @@ CENTRE_SIGMA = 0.3
 SMOOTH_STEP = 3
 #: Weight, in the choice of the object, of a pixel that such a flood reaches.
 REACHED_WEIGHT = 0.1
-#: Chromaticity histogram bins per axis (r and g of r + g + b) for shadows, and the darkest
-#: share of the border's brightness still read as a shadow.
+#: Chromaticity histogram bins per axis (r and g of r + g + b) for shadows; the darkest and
+#: the lightest share of the border's brightness read as a shadow, and the width of the ramps
+#: at both ends (a soft shadow's edge fades in, a deep one's chromaticity is only noise).
 CHROMA_BINS = 32
 SHADOW_DARKEST = 0.4
+SHADOW_LIGHTEST = 0.95
+SHADOW_RAMP = 0.15
 #: Second cut, at work resolution: the band around the small cut's outline whose pixels it
 #: may still flip, as a share of the object's longer side, and its iterations. Set on the
 #: texture composites of ``meshgen/composites.py`` (mean mask IoU 0.950 to 0.974 there, worst
@@ -143,7 +146,8 @@ def shadow_likeness(rgb: np.ndarray) -> np.ndarray:
     # Brightness against the darker border pixels (their 25th percentile): the shadowed
     # desk is compared with the desk, not with a bright wall above it.
     k = total / max(float(np.percentile(total[ring], 25.0)), 1.0)  # (h, w)
-    darker = np.clip((0.95 - k) / 0.15, 0.0, 1.0) * np.clip((k - SHADOW_DARKEST) / 0.15, 0.0, 1.0)
+    lighter_end = np.clip((SHADOW_LIGHTEST - k) / SHADOW_RAMP, 0.0, 1.0)
+    darker = lighter_end * np.clip((k - SHADOW_DARKEST) / SHADOW_RAMP, 0.0, 1.0)
     return (common * darker).astype(np.float32)
 
 
