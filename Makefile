@@ -43,7 +43,7 @@ pytest: install browser
 
 test: lint pytest
 
-# The inner loop: unit tests not marked slow, in parallel; well under 30 s on 2 idle cores.
+# The inner loop: unit tests not marked slow, in parallel; 20 to 30 s on 2 idle cores.
 unit: install
 	$(BIN)/pytest -n 2 -q -m "not slow" tests/unit
 
