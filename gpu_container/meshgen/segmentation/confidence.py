@@ -42,6 +42,23 @@ MIN_AREA = 0.01
 MIN_FACE_SHARE = 0.12
 
 _NUMBERS = ("no", "one", "two", "three", "four")
+#: A photo is black-and-white when fewer than ``COLOUR_SHARE`` of its pixels have channels
+#: more than ``GREY_SPREAD`` levels apart (JPEG chroma noise on a grey photo stays under 8).
+GREY_SPREAD = 8
+COLOUR_SHARE = 0.02
+#: What the cluttered path says of a black-and-white photo: it tells object from background
+#: by colour. On grey copies of its tuning composites it refused 29 of 40 and cut 7 of the
+#: other 11 wrongly (mask IoU under 0.4).
+NO_COLOUR = (
+    "the photo has no colour and a busy background, so the object cannot be told from it "
+    "(a colour photo would do)"
+)
+
+
+def colourless(rgb: np.ndarray) -> bool:
+    """Whether a (h, w, 3) uint8 photo is black-and-white, or nearly."""
+    spread = rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)  # (h, w) int
+    return float((spread > GREY_SPREAD).mean()) < COLOUR_SHARE
 
 
 @dataclass(frozen=True)

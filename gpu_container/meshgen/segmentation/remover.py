@@ -32,7 +32,7 @@ from . import rembg_model
 from .backdrop import Backdrop, classical_mask, fit_backdrop, to_lab
 from .cleanup import close_mask, dilate, fill_holes, keep_main_object, open_mask
 from .clutter import cut_object
-from .confidence import Verdict, assess
+from .confidence import NO_COLOUR, Verdict, assess, colourless
 from .result import Segmentation, crop_square
 
 log = logging.getLogger(__name__)
@@ -205,6 +205,8 @@ class _Job:
         return self.finish(soft, hard, self.scale, "classical", verdict)
 
     def from_clutter(self) -> Segmentation:
+        if colourless(self.work):
+            raise BadInputError(Verdict(0.0, (NO_COLOUR,)).message())
         cut = cut_object(self.work, gap=self.gap)
         if cut is None or not cut.hard.any():
             raise BadInputError(Verdict(0.0, ("nothing stands out from the background",)).message())

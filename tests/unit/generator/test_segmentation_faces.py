@@ -1,15 +1,20 @@
 """Shadows and shaded faces on busy backgrounds: the two rules that a colour model alone gets
 wrong on a phone photo of a thing on a desk (``clutter.shadow_likeness``,
-``faces.add_shaded_faces``)."""
+``faces.add_shaded_faces``), and the black-and-white photo that colour cannot cut at all."""
 
 from __future__ import annotations
+
+import io
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from gpu_container.meshgen.composites import backdrop, on_desk
+from gpu_container.meshgen.errors import BadInputError
 from gpu_container.meshgen.segmentation.clutter import shadow_likeness
+from gpu_container.meshgen.segmentation.confidence import colourless
 from gpu_container.meshgen.segmentation.faces import add_shaded_faces
 
 from .test_segmentation_clutter import iou, segment
@@ -94,3 +99,19 @@ def test_shadow_likeness_gives_one_value_in_0_1_per_pixel_of_a_non_square_photo(
     like = shadow_likeness(rgb)
     assert like.shape == (160, 240) and like.dtype == np.float32
     assert float(like.min()) >= 0.0 and float(like.max()) <= 1.0
+
+
+def test_a_black_and_white_photo_on_a_busy_background_is_refused_and_says_why() -> None:
+    canvas, _ = on_desk("car", "gravel", "plain", seed=3)
+    grey = np.repeat(_u8(canvas).mean(axis=2, keepdims=True), 3, axis=2)  # (H, W, 3)
+    with pytest.raises(BadInputError, match="the photo has no colour and a busy background"):
+        segment(grey, size=384)
+    assert segment(canvas, size=384).method == "grabcut"  # in colour it is cut out
+
+
+def test_colourless_reads_jpeg_chroma_noise_as_grey_and_a_colour_photo_as_colour() -> None:
+    grey = np.repeat(_u8(backdrop("gravel")).mean(axis=2, keepdims=True), 3, axis=2)
+    buf = io.BytesIO()
+    Image.fromarray(grey.astype(np.uint8)).save(buf, "JPEG", quality=80)
+    assert colourless(np.asarray(Image.open(buf).convert("RGB")))
+    assert not colourless(_u8(backdrop("brick")))
