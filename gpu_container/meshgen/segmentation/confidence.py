@@ -43,8 +43,9 @@ MIN_FACE_SHARE = 0.12
 
 _NUMBERS = ("no", "one", "two", "three", "four")
 #: A photo is black-and-white when fewer than ``COLOUR_SHARE`` of its pixels have channels
-#: more than ``GREY_SPREAD`` levels apart (JPEG chroma noise on a grey photo stays under 8).
-GREY_SPREAD = 8
+#: more than ``GREY_SPREAD`` levels apart: JPEG keeps a grey photo within 2, while a grey
+#: floor under a slightly bluish light is mostly 3 to 5 or more, and is still cut by colour.
+GREY_SPREAD = 3
 COLOUR_SHARE = 0.02
 #: What the cluttered path says of a black-and-white photo: it tells object from background
 #: by colour. On grey copies of its tuning composites it refused 29 of 40 and cut 7 of the

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gpu_container.meshgen.composites import backdrop, on_desk
+from gpu_container.meshgen.composites import backdrop, on_desk, on_texture
 from gpu_container.meshgen.errors import BadInputError
 from gpu_container.meshgen.segmentation.clutter import shadow_likeness
 from gpu_container.meshgen.segmentation.confidence import colourless
@@ -115,3 +115,13 @@ def test_colourless_reads_jpeg_chroma_noise_as_grey_and_a_colour_photo_as_colour
     Image.fromarray(grey.astype(np.uint8)).save(buf, "JPEG", quality=80)
     assert colourless(np.asarray(Image.open(buf).convert("RGB")))
     assert not colourless(_u8(backdrop("brick")))
+
+
+def test_a_dark_grey_object_on_a_grey_floor_in_a_colour_photo_is_still_cut_by_colour() -> None:
+    # The gravel's light is slightly bluish; the mug is made neutral grey. Not black-and-white.
+    canvas, truth = on_texture("gravel", "mug")
+    grey = canvas[truth].mean(axis=1, keepdims=True)  # (n, 1) float
+    canvas[truth] = np.repeat(grey * 0.7, 3, axis=1)
+    assert not colourless(_u8(canvas))
+    seg = segment(canvas, size=384)
+    assert seg.method == "grabcut" and iou(seg, truth) >= 0.8
