@@ -136,8 +136,9 @@ def shadow_likeness(rgb: np.ndarray) -> np.ndarray:
     ring = _border_ring(h, w)
     value = rgb.astype(np.float32) + 1.0  # (h, w, 3); +1 keeps black defined
     total = value.sum(axis=2)  # (h, w)
-    bins = np.clip((value[..., :2] / total[..., None] * CHROMA_BINS).astype(np.intp), 0, None)
-    flat = np.minimum(bins, CHROMA_BINS - 1) @ np.array([CHROMA_BINS, 1])  # (h, w) int
+    chroma = value[..., :2] / total[..., None]  # (h, w, 2) float in (0, 1): r and g shares
+    bins = np.minimum((chroma * CHROMA_BINS).astype(np.intp), CHROMA_BINS - 1)
+    flat = bins @ np.array([CHROMA_BINS, 1])  # (h, w) int: the (r, g) chromaticity bin
     hist = np.bincount(flat[ring], minlength=CHROMA_BINS**2).astype(np.float64)
     hist = ndimage.gaussian_filter(hist.reshape(CHROMA_BINS, CHROMA_BINS), 1.0, mode="constant")
     likelihood = hist.ravel()[flat] / max(float(hist.sum()), 1e-9)  # (h, w)
@@ -299,7 +300,8 @@ def cut_object(work: np.ndarray, *, gap: int) -> ClutterCut | None:
 
 def _refine(work: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """(h, w) float32 soft mask: the small cut, cut again at work resolution near its outline
-    (:func:`recut`) and snapped to the photo's edges."""
+    (:func:`recut`), its shaded faces added back (:mod:`.faces`) and snapped to the photo's
+    edges."""
     h, w = work.shape[:2]
     up = cv2.resize(chosen.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
     fine = add_shaded_faces(work, recut(work, up))
